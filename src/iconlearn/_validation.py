@@ -1,0 +1,101 @@
+"""Input checks for the front doors (public losses, estimators, CLI).
+
+Each check raises ``ValueError`` with a message that says what was wrong and what to do.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def check_embeddings(x, name: str = "embeddings", ndim: int = 2, allow_empty: bool = False) -> Tensor:
+    """A floating (N x D) tensor with finite values."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if not allow_empty and x.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or Inf values; check the encoder output or the input data")
+    return x
+
+
+def check_same_length(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"{name_a} and {name_b} must have the same length, got {a.shape[0]} and {b.shape[0]}")
+
+
+def check_same_shape(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def check_labels(labels, n: int, name: str = "labels") -> Tensor:
+    if not isinstance(labels, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(labels).__name__}")
+    if labels.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {tuple(labels.shape)}")
+    if labels.shape[0] != n:
+        raise ValueError(f"{name} has length {labels.shape[0]} but there are {n} embeddings; pass one label per row")
+    if labels.is_floating_point() or labels.is_complex():
+        raise ValueError(f"{name} must be integer class ids, got dtype {labels.dtype}")
+    return labels
+
+
+def check_positive(value, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return v
+
+
+def check_alpha(alpha, name: str = "alpha") -> float:
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in [0, 1], got {alpha!r}") from None
+    if not (0.0 <= a <= 1.0):
+        raise ValueError(f"{name} must lie in [0, 1] (the debiasing weight of eq. 3.3.1), got {alpha!r}")
+    return a
+
+
+def check_int(value, name: str, low: int | None = None, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    v = int(value)
+    if low is not None and v < low:
+        raise ValueError(f"{name} must be >= {low}, got {v}")
+    if high is not None and v > high:
+        raise ValueError(f"{name} must be <= {high}, got {v}")
+    return v
+
+
+def check_array(X, name: str = "X", min_samples: int = 1, dtype=np.float32) -> np.ndarray:
+    """A finite 2-D float array from a numpy array, list or tensor (scikit-learn style)."""
+    if isinstance(X, Tensor):
+        X = X.detach().cpu().numpy()
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_samples x n_features), got shape {arr.shape}")
+    if arr.shape[0] < min_samples:
+        raise ValueError(f"{name} has {arr.shape[0]} samples; at least {min_samples} are needed")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has no features (shape {arr.shape})")
+    arr = arr.astype(dtype, copy=False)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or Inf values; remove or impute them first")
+    return arr

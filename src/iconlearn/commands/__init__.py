@@ -1,0 +1,1 @@
+"""Subcommands of the ``iconlearn`` command, one module each (see iconlearn.cli)."""

@@ -1,0 +1,22 @@
+"""Learned neighbourhood distributions q(j|i): kernels on embeddings and cluster likelihoods."""
+from ..core import smooth_log_q
+from .clusters import ClusterLikelihood, cluster_log_q
+from .kernels import (
+    ConcatSumKernel,
+    CosineKernel,
+    DotKernel,
+    ExponentialKernel,
+    GaussianKernel,
+    Kernel,
+    LaplacianKernel,
+    StudentTKernel,
+    SumKernel,
+    normalize,
+    sq_distances,
+)
+
+__all__ = [
+    "ClusterLikelihood", "cluster_log_q", "ConcatSumKernel", "CosineKernel", "DotKernel", "ExponentialKernel",
+    "GaussianKernel", "Kernel", "LaplacianKernel", "StudentTKernel", "SumKernel", "normalize", "sq_distances",
+    "smooth_log_q",
+]

@@ -1,0 +1,60 @@
+"""Cluster-induced learned distributions (I-Con Table 1, appendix C).
+
+Shared cluster likelihood (Definition 2; k-means, mutual-information clustering, I-Con clustering):
+
+    q(j|i) = sum_c phi_ic phi_jc / sum_k phi_kc
+
+and its degree-weighted form (normalized cuts, Theorem 8):
+
+    q(j|i) = sum_c phi_ic phi_jc d_j / sum_k phi_kc d_k
+
+where phi_i is the soft cluster assignment of point i. Both are computed by one matrix product
+(B x C) @ (C x M), never a (B x M x C) tensor, in float32 or wider.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..core import candidate_mask
+
+_TINY = 1e-30
+
+
+def cluster_log_q(phi: Tensor, phi_ref: Tensor | None = None, degrees: Tensor | None = None,
+                  exclude: Tensor | None = None, exclude_self: bool = False) -> Tensor:
+    """log q(j|i) of the (degree-weighted) shared cluster likelihood.
+
+    Args:
+        phi: (B x C) soft assignments of the anchors (rows sum to 1).
+        phi_ref: (M x C) assignments of the candidates (e.g. an EMA teacher's); defaults to phi.
+            The cluster sizes sum_k phi_kc (or volumes sum_k phi_kc d_k) are taken over them.
+        degrees: (M,) node degrees d_j for the normalized-cuts form.
+        exclude: columns that are not candidates (see :class:`iconlearn.core.Smoothed`); q is
+            renormalised over the rest.
+        exclude_self: exclude the anchor's own column (only when ``phi_ref`` is None).
+    """
+    dtype = torch.promote_types(phi.dtype, torch.float32)
+    a = phi.to(dtype)
+    b = a if phi_ref is None else phi_ref.to(dtype)
+    w = b if degrees is None else b * degrees.to(dtype)[:, None]
+    sizes = w.sum(0).clamp_min(_TINY)  # (C,) expected cluster size or volume
+    q = (a / sizes) @ w.T
+    log_q = q.clamp_min(_TINY).log()
+    if exclude is None and exclude_self and phi_ref is None:
+        exclude = torch.arange(phi.shape[0], device=phi.device)
+    mask = candidate_mask(exclude, tuple(log_q.shape), log_q.device)
+    if mask is not None:
+        log_q = torch.log_softmax(log_q.masked_fill(mask, float("-inf")), dim=1)
+    return log_q
+
+
+class ClusterLikelihood:
+    """q from soft cluster assignments; ``degrees`` turns on the normalized-cuts weighting."""
+
+    def __init__(self, exclude_self: bool = False):
+        self.exclude_self = exclude_self
+
+    def __call__(self, phi: Tensor, phi_ref: Tensor | None = None, degrees: Tensor | None = None,
+                 exclude: Tensor | None = None) -> Tensor:
+        return cluster_log_q(phi, phi_ref, degrees, exclude, self.exclude_self)

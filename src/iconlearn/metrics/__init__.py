@@ -1,0 +1,4 @@
+"""Evaluation metrics (clustering, embeddings, probes), computed without N x N matrices."""
+from .clustering import ami, ari, clustering_scores, contingency, hungarian_accuracy, mean_std, nmi
+
+__all__ = ["ami", "ari", "clustering_scores", "contingency", "hungarian_accuracy", "mean_std", "nmi"]

@@ -1,0 +1,81 @@
+"""Clustering metrics: Hungarian accuracy, NMI, ARI, AMI."""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn import metrics as skm
+
+
+def _as_labels(y, name: str) -> np.ndarray:
+    arr = np.asarray(y.detach().cpu() if hasattr(y, "detach") else y)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        if not np.all(np.equal(np.mod(arr, 1), 0)):
+            raise ValueError(f"{name} must hold integer labels")
+        arr = arr.astype(np.int64)
+    return arr
+
+
+def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    t, p = _as_labels(y_true, "y_true"), _as_labels(y_pred, "y_pred")
+    if t.shape != p.shape:
+        raise ValueError(f"y_true and y_pred must have the same length, got {t.shape[0]} and {p.shape[0]}")
+    if t.size == 0:
+        raise ValueError("y_true and y_pred are empty")
+    return t, p
+
+
+def contingency(y_true, y_pred) -> np.ndarray:
+    """(n_pred_clusters x n_classes) counts over the distinct values present."""
+    t, p = _pair(y_true, y_pred)
+    _, ti = np.unique(t, return_inverse=True)
+    _, pi = np.unique(p, return_inverse=True)
+    m = np.zeros((pi.max() + 1, ti.max() + 1), dtype=np.int64)
+    np.add.at(m, (pi, ti), 1)
+    return m
+
+
+def hungarian_accuracy(y_true, y_pred) -> float:
+    """Accuracy under the best one-to-one map from predicted clusters to classes.
+
+    Policy: the contingency matrix is zero-padded to a square, so when there are more predicted
+    clusters than classes the surplus clusters are matched to no class and every point in them
+    counts as an error (they are never dropped); with fewer clusters, unmatched classes are
+    errors. This is the protocol of IIC, SCAN and TEMI.
+    """
+    m = contingency(y_true, y_pred)
+    size = max(m.shape)
+    padded = np.zeros((size, size), dtype=np.int64)
+    padded[: m.shape[0], : m.shape[1]] = m
+    rows, cols = linear_sum_assignment(padded, maximize=True)
+    return float(padded[rows, cols].sum() / m.sum())
+
+
+def nmi(y_true, y_pred) -> float:
+    """Normalised mutual information with the arithmetic-mean normaliser (scikit-learn's default)."""
+    t, p = _pair(y_true, y_pred)
+    return float(skm.normalized_mutual_info_score(t, p, average_method="arithmetic"))
+
+
+def ari(y_true, y_pred) -> float:
+    t, p = _pair(y_true, y_pred)
+    return float(skm.adjusted_rand_score(t, p))
+
+
+def ami(y_true, y_pred) -> float:
+    """Adjusted mutual information (arithmetic normaliser)."""
+    t, p = _pair(y_true, y_pred)
+    return float(skm.adjusted_mutual_info_score(t, p, average_method="arithmetic"))
+
+
+def clustering_scores(y_true, y_pred) -> dict[str, float]:
+    """Hungarian accuracy, NMI, ARI and AMI in one dict."""
+    return {"acc": hungarian_accuracy(y_true, y_pred), "nmi": nmi(y_true, y_pred),
+            "ari": ari(y_true, y_pred), "ami": ami(y_true, y_pred)}
+
+
+def mean_std(runs: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
+    """Mean and (population) standard deviation of each metric over seeds."""
+    keys = runs[0].keys()
+    return {k: (float(np.mean([r[k] for r in runs])), float(np.std([r[k] for r in runs]))) for k in keys}
