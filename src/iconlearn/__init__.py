@@ -10,4 +10,16 @@ from .core import SparseRows, Smoothed, icon_loss, reverse_icon_loss, smooth_log
 
 __version__ = "0.1.0"
 
-__all__ = ["SparseRows", "Smoothed", "icon_loss", "reverse_icon_loss", "smooth_log_q", "__version__"]
+__all__ = ["SparseRows", "Smoothed", "icon_loss", "reverse_icon_loss", "smooth_log_q", "__version__",
+           "IConClustering", "SNE", "TSNE", "ParametricTSNE"]
+
+_ESTIMATORS = {"IConClustering", "SNE", "TSNE", "ParametricTSNE"}
+
+
+def __getattr__(name: str):
+    """The estimators (``iconlearn.TSNE``, ``iconlearn.IConClustering``, ...) load on first use."""
+    if name in _ESTIMATORS:
+        from . import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'iconlearn' has no attribute {name!r}")
