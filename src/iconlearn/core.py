@@ -82,7 +82,9 @@ def _cross_term(p: Tensor | SparseRows, log_q: Tensor) -> Tensor:
     """sum_j p(j|i) log q(j|i) per row, with 0 * log 0 = 0."""
     if isinstance(p, SparseRows):
         lq = log_q.gather(1, p.indices)
-        return (p.values * torch.where(p.values > 0, lq, torch.zeros_like(lq))).sum(1)
+        v = p.values.to(lq.dtype)
+        return (v * torch.where(v > 0, lq, torch.zeros_like(lq))).sum(1)
+    p = p.to(log_q.dtype)
     return (p * torch.where(p > 0, log_q, torch.zeros_like(log_q))).sum(1)
 
 
@@ -101,7 +103,7 @@ def _smoothed_terms(p: Smoothed, log_q: Tensor) -> tuple[Tensor, Tensor]:
     lq_cand = log_q if mask is None else log_q.masked_fill(mask, 0.0)
     cross = (1.0 - a) * _cross_term(p.part, log_q) + u * lq_cand.sum(1)
     if isinstance(p.part, SparseRows):
-        v = p.part.values
+        v = p.part.values.to(log_q.dtype)
         mixed = (1.0 - a) * v + u[:, None]
         # listed entries carry (1-a) v + u, the other N_i - K carry u alone
         listed = torch.where(v > 0, torch.special.xlogy(mixed, mixed) - torch.special.xlogy(u, u)[:, None], 0.0)
@@ -139,7 +141,7 @@ def icon_loss(p: Target, log_q: Tensor, *, reduction: str = "mean", cross_entrop
         cross, neg_ent = _smoothed_terms(p, log_q)
     else:
         cross, neg_ent = _cross_term(p, log_q), _neg_entropy(p)
-    rows = -cross if cross_entropy else neg_ent - cross
+    rows = (-cross if cross_entropy else neg_ent - cross).to(log_q.dtype)
     return _reduce(rows, reduction)
 
 
@@ -147,10 +149,12 @@ def reverse_icon_loss(log_p: Tensor, log_q: Tensor, *, reduction: str = "mean") 
     """The reverse direction mean_i KL(q(.|i) || p(.|i)) that k-means / c-SNE minimise (Theorem 6).
 
     Both arguments are (B x M) log-probabilities; q = 0 contributes 0, p = 0 where q > 0 gives inf.
+    Entries with q = 0 are masked before the subtraction, so -inf - -inf never reaches the gradient.
     """
     q = log_q.exp()
-    terms = torch.where(q > 0, q * (log_q - log_p), torch.zeros_like(q))
-    return _reduce(terms.sum(1), reduction)
+    live = q > 0
+    diff = torch.where(live, log_q, torch.zeros_like(log_q)) - torch.where(live, log_p.to(log_q.dtype), torch.zeros_like(log_q))
+    return _reduce((q * diff).sum(1), reduction)
 
 
 def smooth_log_q(log_q: Tensor, alpha: float, exclude: Tensor | None = None) -> Tensor:

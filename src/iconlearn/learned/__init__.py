@@ -11,6 +11,7 @@ from .kernels import (
     LaplacianKernel,
     StudentTKernel,
     SumKernel,
+    compute_dtype,
     normalize,
     sq_distances,
 )
@@ -18,5 +19,5 @@ from .kernels import (
 __all__ = [
     "ClusterLikelihood", "cluster_log_q", "ConcatSumKernel", "CosineKernel", "DotKernel", "ExponentialKernel",
     "GaussianKernel", "Kernel", "LaplacianKernel", "StudentTKernel", "SumKernel", "normalize", "sq_distances",
-    "smooth_log_q",
+    "smooth_log_q", "compute_dtype",
 ]

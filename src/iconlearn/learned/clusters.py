@@ -40,9 +40,15 @@ def cluster_log_q(phi: Tensor, phi_ref: Tensor | None = None, degrees: Tensor | 
     w = b if degrees is None else b * degrees.to(dtype)[:, None]
     sizes = w.sum(0).clamp_min(_TINY)  # (C,) expected cluster size or volume
     q = (a / sizes) @ w.T
-    log_q = q.clamp_min(_TINY).log()
     if exclude is None and exclude_self and phi_ref is None:
         exclude = torch.arange(phi.shape[0], device=phi.device)
+    if exclude is not None and exclude.dtype != torch.bool:
+        # one excluded column per row (the anchor itself): renormalise by the row sum minus that
+        # entry, an O(B) correction instead of a second pass of log-softmax over B x M
+        own = exclude.view(-1, 1).long()
+        rest = (q.sum(1, keepdim=True) - q.gather(1, own)).clamp_min(_TINY)
+        return (q.clamp_min(_TINY).log() - rest.log()).scatter(1, own, float("-inf"))
+    log_q = q.clamp_min(_TINY).log()
     mask = candidate_mask(exclude, tuple(log_q.shape), log_q.device)
     if mask is not None:
         log_q = torch.log_softmax(log_q.masked_fill(mask, float("-inf")), dim=1)

@@ -28,6 +28,19 @@ def sq_distances(x: Tensor, y: Tensor) -> Tensor:
     return d2.clamp_min(_EPS_SQ)
 
 
+def compute_dtype(*tensors: Tensor) -> torch.dtype:
+    """float32 for half-precision inputs (float16 / bfloat16), else the inputs' promoted dtype.
+
+    Log-affinities, their log-softmax and the KL are computed in at least float32, as autocast does
+    for softmax and cross-entropy: a temperature of 0.01 turns cosines into logits of +-100, and
+    half-precision sums over thousands of columns lose the small terms.
+    """
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return torch.promote_types(dtype, torch.float32)
+
+
 def normalize(logits: Tensor, exclude: Tensor | None = None) -> Tensor:
     """log q = log-softmax of log-affinities over the candidate columns; excluded columns are -inf."""
     mask = candidate_mask(exclude, tuple(logits.shape), logits.device)
@@ -59,7 +72,17 @@ class Kernel:
     def __call__(self, x: Tensor, y: Tensor | None = None, exclude: Tensor | None = None) -> Tensor:
         if exclude is None:
             exclude = self_exclusion(x, y, self.exclude_self)
-        return normalize(self.log_affinity(x, x if y is None else y), exclude)
+        y = x if y is None else y
+        dtype = compute_dtype(x, y)
+        return normalize(self.log_affinity(x.to(dtype), y.to(dtype)), exclude)
+
+    def joint(self, x: Tensor) -> Tensor:
+        """log Q over all ordered pairs i != j, normalised jointly (t-SNE's q_ij), as one (1 x N^2)
+        row: the I-Con loss of a joint P against it is KL(P || Q)."""
+        x = x.to(compute_dtype(x))
+        logits = self.log_affinity(x, x)
+        eye = torch.eye(x.shape[0], dtype=torch.bool, device=x.device)
+        return normalize(logits.masked_fill(eye, float("-inf")).reshape(1, -1))
 
 
 class CosineKernel(Kernel):
@@ -141,14 +164,20 @@ class SumKernel(Kernel):
 
 class ConcatSumKernel(Kernel):
     """Concatenation-sum mixture sum_k k_k(x[slice_k], y[slice_k]): each kernel on its own slice of
-    the embedding (Kernel-InfoNCE). ``sizes`` gives the slice widths; None splits evenly."""
+    the embedding (Kernel-InfoNCE). ``sizes`` gives the slice widths; None splits evenly.
+    ``normalize_inputs`` L2-normalises the whole embedding before it is sliced (give the slice
+    kernels ``normalize_inputs=False`` then)."""
 
-    def __init__(self, kernels: Sequence[Kernel], sizes: Sequence[int] | None = None, exclude_self: bool = True):
+    def __init__(self, kernels: Sequence[Kernel], sizes: Sequence[int] | None = None, exclude_self: bool = True,
+                 normalize_inputs: bool = False):
         self.kernels = list(kernels)
         self.sizes = None if sizes is None else list(sizes)
         self.exclude_self = exclude_self
+        self.normalize_inputs = normalize_inputs
 
     def log_affinity(self, x: Tensor, y: Tensor) -> Tensor:
+        if self.normalize_inputs:  # the whole embedding onto the sphere, before slicing
+            x, y = F.normalize(x, dim=1), F.normalize(y, dim=1)
         sizes = self.sizes
         if sizes is None:
             base, rest = divmod(x.shape[1], len(self.kernels))

@@ -53,16 +53,24 @@ def calibrate(sq_dist: Tensor, perplexity: float, tol: float = 1e-5, max_iter: i
     return P.to(sq_dist.dtype if sq_dist.is_floating_point() else torch.float64), beta.squeeze(1)
 
 
-def gaussian_targets(sq_dist: Tensor, neighbors: Tensor | None = None, perplexity: float = 30.0) -> Tensor | SparseRows:
-    """SNE targets p(j|i): dense (N x N, diagonal excluded) from a full distance matrix, or
-    :class:`SparseRows` over the given neighbour columns from (N x K) distances + (N x K) indices."""
+def gaussian_targets(sq_dist: Tensor, neighbors: Tensor | None = None, perplexity: float = 30.0,
+                     exclude: Tensor | None = None) -> Tensor | SparseRows:
+    """SNE targets p(j|i) (I-Con Theorem 1) with perplexity-calibrated sigma_i.
+
+    From (N x K) neighbour distances + (N x K) ``neighbors`` indices: :class:`SparseRows` over those
+    columns. From a full (B x M) distance matrix: dense rows over the M columns, zero on each row's
+    own column, which is ``exclude[i]`` ((B,) long) or, by default, the diagonal (B == M).
+    """
     if neighbors is not None:
         P, _ = calibrate(sq_dist, perplexity)
         return SparseRows(P, neighbors)
-    n = sq_dist.shape[0]
-    off = ~torch.eye(n, dtype=torch.bool, device=sq_dist.device)
-    P, _ = calibrate(sq_dist[off].view(n, n - 1), perplexity)
-    out = torch.zeros(n, n, dtype=P.dtype, device=P.device)
+    b, m = sq_dist.shape
+    own = torch.arange(b, device=sq_dist.device) if exclude is None else exclude.to(sq_dist.device).long()
+    if exclude is None and b != m:
+        raise ValueError(f"a non-square distance matrix ({b} x {m}) needs exclude= (each row's own column)")
+    off = torch.ones(b, m, dtype=torch.bool, device=sq_dist.device).scatter_(1, own.view(-1, 1), False)
+    P, _ = calibrate(sq_dist[off].view(b, m - 1), perplexity)
+    out = torch.zeros(b, m, dtype=P.dtype, device=P.device)
     out[off] = P.reshape(-1)
     return out
 
