@@ -214,7 +214,7 @@ class InfoNCE(nn.Module):
 
     def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
         anchors, candidates, own = _views_batch(z1, z2, self.gather_distributed)
-        p = augmentation_targets(candidates.shape[0] // 2, 2, device=z1.device)
+        p = augmentation_targets(candidates.shape[0] // 2, 2, device=z1.device, dtype=compute_dtype(z1))
         p = SparseRows(p.values[own], p.indices[own])  # this rank's rows, over the global columns
         return icon_loss(p, self.kernel(anchors, candidates, exclude=own))
 
@@ -395,7 +395,7 @@ class SupCon(nn.Module):
         Z, offset = _gathered(z, self.gather_distributed)
         L, _ = _gathered(labels, self.gather_distributed)
         own = torch.arange(z.shape[0], device=z.device) + offset
-        p = same_group_targets(labels, L, self_columns=own)
+        p = same_group_targets(labels, L, self_columns=own, dtype=compute_dtype(z))
         keep = has_positive(p)
         if not bool(keep.any()):
             return _zero_loss(z)
@@ -586,7 +586,7 @@ class IConClusteringLoss(nn.Module):
         if target is None:
             V.check_labels(groups, probs.shape[0], "groups")
             all_groups, _ = _gathered(groups, self.gather_distributed)
-            target = same_group_targets(groups, all_groups, self.exclude_self, own)
+            target = same_group_targets(groups, all_groups, self.exclude_self, own, dtype=compute_dtype(probs))
         else:
             _check_target(target, probs.shape[0], cols.shape[0], "target")
         log_q = smooth_log_q(cluster_log_q(probs, cols, exclude=own), self.alpha_q, own)

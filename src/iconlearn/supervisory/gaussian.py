@@ -43,12 +43,14 @@ def calibrate(sq_dist: Tensor, perplexity: float, tol: float = 1e-5, max_iter: i
         logp = torch.log_softmax(logits, dim=1)
         entropy = -(logp.exp() * logp).sum(1, keepdim=True)
         diff = entropy - target
-        if bool((diff.abs() < tol).all()):
+        done = diff.abs() < tol
+        if bool(done.all()):
             break
         too_flat = diff > 0  # entropy too high -> sharpen (increase beta)
         lo = torch.where(too_flat, beta, lo)
         hi = torch.where(too_flat, hi, beta)
-        beta = torch.where(torch.isinf(hi), beta * 2.0, (lo + hi) / 2.0)
+        # converged rows stay put, so each row's result does not depend on the other rows
+        beta = torch.where(done, beta, torch.where(torch.isinf(hi), beta * 2.0, (lo + hi) / 2.0))
     P = torch.softmax(-beta * d, dim=1)
     return P.to(sq_dist.dtype if sq_dist.is_floating_point() else torch.float64), beta.squeeze(1)
 
@@ -81,5 +83,5 @@ def symmetrize(p: SparseRows, n: int) -> tuple[Tensor, Tensor]:
     cols = p.indices.reshape(-1)
     vals = p.values.reshape(-1)
     idx = torch.cat([torch.stack([rows, cols]), torch.stack([cols, rows])], 1)
-    m = torch.sparse_coo_tensor(idx, torch.cat([vals, vals]) / (2.0 * n), (n, n)).coalesce()
+    m = torch.sparse_coo_tensor(idx, torch.cat([vals, vals]) / (2.0 * n), (n, n), check_invariants=True).coalesce()
     return m.indices(), m.values()

@@ -14,7 +14,7 @@ from ..core import SparseRows
 
 
 def same_group_targets(groups: Tensor, groups_ref: Tensor | None = None, exclude_self: bool = True,
-                       self_columns: Tensor | None = None) -> SparseRows:
+                       self_columns: Tensor | None = None, dtype: torch.dtype | None = None) -> SparseRows:
     """Uniform p(j|i) over columns j whose group id equals row i's, as padded :class:`SparseRows`.
 
     ``groups`` (B,) are the ids of the rows; ``groups_ref`` (M,) those of the columns (defaults to
@@ -43,11 +43,11 @@ def same_group_targets(groups: Tensor, groups_ref: Tensor | None = None, exclude
         own = torch.arange(len(groups), device=device) if self_columns is None else self_columns.to(device)
         valid &= indices != own[:, None]
     n_pos = valid.sum(1, keepdim=True).clamp_min(1)
-    values = valid.to(torch.get_default_dtype()) / n_pos
+    values = valid.to(dtype or torch.get_default_dtype()) / n_pos
     return SparseRows(values, torch.where(valid, indices, indices[:, :1]))
 
 
-def augmentation_targets(n_items: int, n_views: int = 2, device=None) -> SparseRows:
+def augmentation_targets(n_items: int, n_views: int = 2, device=None, dtype: torch.dtype | None = None) -> SparseRows:
     """InfoNCE / SimCLR targets for a batch laid out as [view 1 of all items; view 2; ...].
 
     Row i = v * n_items + a has as positives the other views w != v of item a, each 1/(V - 1).
@@ -61,7 +61,7 @@ def augmentation_targets(n_items: int, n_views: int = 2, device=None) -> SparseR
     others = torch.arange(n_views - 1, device=device)[None, :]
     others = others + (others >= view[:, None]).long()  # the views w != v, in order
     indices = others * n_items + item[:, None]
-    values = torch.full(indices.shape, 1.0 / (n_views - 1), device=device)
+    values = torch.full(indices.shape, 1.0 / (n_views - 1), device=device, dtype=dtype)
     return SparseRows(values, indices)
 
 

@@ -1,0 +1,130 @@
+"""Learned distributions q(j|i): kernels and cluster likelihoods against their formulas."""
+import math
+
+import pytest
+import torch
+
+from iconlearn.learned import (
+    ClusterLikelihood,
+    ConcatSumKernel,
+    CosineKernel,
+    DotKernel,
+    ExponentialKernel,
+    GaussianKernel,
+    LaplacianKernel,
+    StudentTKernel,
+    SumKernel,
+    cluster_log_q,
+    compute_dtype,
+    normalize,
+    sq_distances,
+)
+
+DT = torch.float64
+
+
+def rows_q(logk, exclude_diag=True):
+    """Normalise a (B x M) matrix of log-affinities row by row, in a loop."""
+    b, m = logk.shape
+    out = torch.full((b, m), float("-inf"), dtype=DT)
+    for i in range(b):
+        cols = [j for j in range(m) if not (exclude_diag and j == i)]
+        z = math.log(sum(math.exp(float(logk[i, j])) for j in cols))
+        for j in cols:
+            out[i, j] = float(logk[i, j]) - z
+    return out
+
+
+def pairwise(x, y, f):
+    return torch.tensor([[f(a, b) for b in y] for a in x], dtype=DT)
+
+
+X = torch.randn(5, 3, dtype=DT, generator=torch.Generator().manual_seed(0))
+Y = torch.randn(4, 3, dtype=DT, generator=torch.Generator().manual_seed(1))
+
+
+def test_sq_distances():
+    assert torch.allclose(sq_distances(X, Y), torch.cdist(X, Y) ** 2, atol=1e-12)
+    assert float(sq_distances(X, X).diagonal().min()) > 0  # floored: ||.||^gamma keeps finite gradients
+
+
+@pytest.mark.parametrize("kernel,f", [
+    (GaussianKernel(sigma=0.7), lambda a, b: -float(((a - b) ** 2).sum()) / (2 * 0.49)),
+    (StudentTKernel(dof=1.0), lambda a, b: -math.log1p(float(((a - b) ** 2).sum()))),
+    (StudentTKernel(dof=3.0), lambda a, b: -2.0 * math.log1p(float(((a - b) ** 2).sum()) / 3.0)),
+    (CosineKernel(0.3), lambda a, b: float(a @ b) / float(a.norm() * b.norm()) / 0.3),
+    (DotKernel(2.0), lambda a, b: float(a @ b) / 2.0),
+    (ExponentialKernel(1.5, 0.4), lambda a, b: -float((a / a.norm() - b / b.norm()).norm()) ** 1.5 / 0.4),
+    (LaplacianKernel(0.4), lambda a, b: -float((a / a.norm() - b / b.norm()).norm()) / 0.4),
+])
+def test_kernels_match_formulas(kernel, f):
+    assert torch.allclose(kernel(X), rows_q(pairwise(X, X, f), exclude_diag=kernel.exclude_self), atol=1e-10)
+    assert torch.allclose(kernel(X, Y), rows_q(pairwise(X, Y, f), exclude_diag=False), atol=1e-10)
+
+
+def test_mixture_kernels():
+    g = ExponentialKernel(2.0, 0.5)
+    lap = LaplacianKernel(0.3)
+    s = SumKernel([g, lap], [0.2, 0.8])
+    ref = pairwise(X, X, lambda a, b: math.log(0.2 * math.exp(-float((a / a.norm() - b / b.norm()).norm()) ** 2 / 0.5)
+                                                + 0.8 * math.exp(-float((a / a.norm() - b / b.norm()).norm()) / 0.3)))
+    assert torch.allclose(s(X), rows_q(ref), atol=1e-10)
+    c = ConcatSumKernel([ExponentialKernel(2.0, 0.5, normalize_inputs=False), ExponentialKernel(1.0, 0.3, normalize_inputs=False)],
+                        sizes=[1, 2])
+    ref = pairwise(X, X, lambda a, b: math.log(math.exp(-float((a[:1] - b[:1]).norm()) ** 2 / 0.5)
+                                                + math.exp(-float((a[1:] - b[1:]).norm()) / 0.3)))
+    assert torch.allclose(c(X), rows_q(ref), atol=1e-10)
+    with pytest.raises(ValueError, match="add up"):
+        ConcatSumKernel([g, lap], sizes=[1, 1])(X)
+
+
+def test_joint_normalisation():
+    k = StudentTKernel()
+    J = k.joint(X).view(5, 5).exp()
+    assert float(J.sum()) == pytest.approx(1.0) and torch.all(J.diagonal() == 0)
+    raw = 1 / (1 + torch.cdist(X, X) ** 2)
+    raw.fill_diagonal_(0)
+    assert torch.allclose(J, raw / raw.sum(), atol=1e-12)
+
+
+def test_normalize_exclusion_forms():
+    logits = torch.randn(3, 4, dtype=DT)
+    a = normalize(logits, torch.tensor([0, 1, 2]))
+    m = torch.zeros(3, 4, dtype=torch.bool)
+    m[0, 0] = m[1, 1] = m[2, 2] = True
+    assert torch.equal(a, normalize(logits, m))
+    assert torch.allclose(a.exp().sum(1), torch.ones(3, dtype=DT))
+
+
+def test_half_inputs_computed_in_float32():
+    assert compute_dtype(torch.zeros(1, dtype=torch.float16)) == torch.float32
+    assert compute_dtype(torch.zeros(1, dtype=torch.bfloat16), torch.zeros(1, dtype=DT)) == DT
+    out = CosineKernel(0.01)(X.half())
+    assert out.dtype == torch.float32 and torch.isfinite(out.exp()).all()
+
+
+def cluster_ref(phi, ref=None, d=None):
+    ref = phi if ref is None else ref
+    n, m = phi.shape[0], ref.shape[0]
+    d = torch.ones(m, dtype=DT) if d is None else d
+    q = torch.zeros(n, m, dtype=DT)
+    for i in range(n):
+        for j in range(m):
+            q[i, j] = sum(phi[i, c] * ref[j, c] * d[j] / sum(ref[k, c] * d[k] for k in range(m)) for c in range(phi.shape[1]))
+    return q
+
+
+def test_cluster_likelihood_forms():
+    g = torch.Generator().manual_seed(2)
+    phi = torch.softmax(torch.randn(6, 3, generator=g, dtype=DT), 1)
+    teacher = torch.softmax(torch.randn(6, 3, generator=g, dtype=DT), 1)
+    d = torch.rand(6, generator=g, dtype=DT) + 0.5
+    assert torch.allclose(cluster_log_q(phi).exp(), cluster_ref(phi), atol=1e-12)
+    assert torch.allclose(cluster_log_q(phi, teacher).exp(), cluster_ref(phi, teacher), atol=1e-12)
+    assert torch.allclose(cluster_log_q(phi, degrees=d).exp(), cluster_ref(phi, None, d), atol=1e-12)
+    ex = cluster_log_q(phi, exclude_self=True).exp()
+    ref = cluster_ref(phi)
+    ref.fill_diagonal_(0)
+    assert torch.allclose(ex, ref / ref.sum(1, keepdim=True), atol=1e-12)
+    assert torch.allclose(ClusterLikelihood(exclude_self=True)(phi).exp(), ex)
+    assert cluster_log_q(phi.float().half()).dtype == torch.float32
