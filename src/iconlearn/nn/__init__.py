@@ -1,4 +1,5 @@
 """Mappers: clustering heads, EMA teacher, encoders, memory bank."""
 from .ema import EMA
+from .heads import MultiHead, MultiLinear
 
-__all__ = ["EMA"]
+__all__ = ["EMA", "MultiHead", "MultiLinear"]

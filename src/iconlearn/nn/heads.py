@@ -1,0 +1,69 @@
+"""Clustering heads: several linear or MLP heads trained at once on frozen features.
+
+``MultiHead(in_dim, n_clusters, n_heads)`` maps (B x D) features to (H x B x C) logits, one
+slice per head, all heads computed in one batched product. SCAN, TEMI and I-Con train several
+heads with different initialisations and keep the one with the lowest loss (no labels needed).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .. import _validation as V
+
+
+class MultiLinear(nn.Module):
+    """H independent affine maps D -> C, evaluated together: (B x D) or (H x B x D) -> (H x B x C)."""
+
+    def __init__(self, in_dim: int, out_dim: int, n_heads: int = 1, generator: torch.Generator | None = None):
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_dim)  # nn.Linear's default initialisation
+        self.weight = nn.Parameter(torch.empty(n_heads, in_dim, out_dim).uniform_(-bound, bound, generator=generator))
+        self.bias = nn.Parameter(torch.empty(n_heads, 1, out_dim).uniform_(-bound, bound, generator=generator))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim == 2:
+            return torch.einsum("bd,hdc->hbc", x, self.weight) + self.bias
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class MultiHead(nn.Module):
+    """Several clustering heads on shared input features.
+
+    Args:
+        in_dim: feature dimension D.
+        n_clusters: number of clusters C (>= 2).
+        n_heads: number of heads H trained at once.
+        hidden: 0 for linear heads; otherwise the width of one hidden layer (MLP with
+            batch-free LayerNorm-less ReLU, so a head's output for a point does not depend on
+            the batch it is in).
+        generator: a torch.Generator for reproducible initialisation.
+
+    ``forward(x)`` returns (H x B x C) logits; :meth:`probs` the softmax over clusters.
+    """
+
+    def __init__(self, in_dim: int, n_clusters: int, n_heads: int = 1, hidden: int = 0,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        V.check_int(in_dim, "in_dim", 1)
+        V.check_int(n_clusters, "n_clusters", 2)
+        V.check_int(n_heads, "n_heads", 1)
+        V.check_int(hidden, "hidden", 0)
+        self.in_dim, self.n_clusters, self.n_heads, self.hidden = in_dim, n_clusters, n_heads, hidden
+        if hidden:
+            self.hidden_layer = MultiLinear(in_dim, hidden, n_heads, generator)
+            self.out = MultiLinear(hidden, n_clusters, n_heads, generator)
+        else:
+            self.hidden_layer = None
+            self.out = MultiLinear(in_dim, n_clusters, n_heads, generator)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.hidden_layer is not None:
+            x = torch.relu(self.hidden_layer(x))
+        return self.out(x)
+
+    def probs(self, x: Tensor) -> Tensor:
+        """Soft assignments (H x B x C)."""
+        return torch.softmax(self.forward(x), dim=-1)
