@@ -1,0 +1,442 @@
+"""One training loop for every contrastive method: devices, DDP, mixed precision, checkpoints,
+exact resume, progress bar, callbacks and a CSV log.
+
+Determinism (what makes a resumed run equal to an uninterrupted one): the data order of epoch e
+is a permutation drawn from (seed, e); the augmentations of step s on rank r from (seed, s, r);
+the learning rate is a function of the step; everything else that changes (weights, optimiser,
+teacher, queue, global RNG) is in the checkpoint.
+
+Distributed: launch with ``torchrun --nproc_per_node=N``; the loop joins the process group
+(nccl on CUDA, gloo on CPU), each rank takes its slice of the global batch, the losses gather
+the candidates of every rank (``gather_distributed=True``) and DDP averages the gradients, so one
+step equals a single process on the global batch (up to batch-norm statistics, which are per
+rank unless ``model.sync_bn``).
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from .. import _validation as V
+from ..data.augment import SimCLRAugment, to_image_tensor
+from ..nn.ema import EMA
+from ..nn.encoders import ContrastiveModel, ProjectionHead, SmallResNet, feature_dim
+from ..nn.memory import Queue
+from .checkpoint import CheckpointError, check_compatible, load_checkpoint, model_signature, save_checkpoint
+from .config import ConfigError, validate_config
+from .methods import Method
+from .optim import build_optimizer, lr_at
+
+__all__ = ["Callback", "TrainState", "PretrainResult", "pretrain", "build_model", "load_images", "seed_of"]
+
+
+class Callback:
+    """Hooks of the loop; set ``state.stop = True`` to end training after the current step."""
+
+    def on_train_start(self, state: "TrainState") -> None: ...
+
+    def on_step_end(self, state: "TrainState", logs: dict) -> None: ...
+
+    def on_checkpoint(self, state: "TrainState", path: Path) -> None: ...
+
+    def on_train_end(self, state: "TrainState") -> None: ...
+
+
+@dataclass
+class TrainState:
+    step: int  # steps done
+    total_steps: int
+    steps_per_epoch: int
+    rank: int
+    world_size: int
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    config: dict
+    stop: bool = False
+    history: list = field(default_factory=list)
+
+
+@dataclass
+class PretrainResult:
+    model: nn.Module  # the (unwrapped) ContrastiveModel
+    history: list  # one dict per logged step
+    metrics: dict  # evaluation of the frozen encoder (rank 0; empty when disabled)
+    checkpoint: Path | None
+    steps: int
+
+
+def seed_of(*parts: int) -> int:
+    """A 63-bit seed from integers (seed, epoch, step, rank ...), independent for each tuple."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def build_model(cfg: dict, in_channels: int, image_hw, backbone: nn.Module | None = None) -> ContrastiveModel:
+    """The config's ResNet (or a user ``backbone``) with a projector, and a predictor for MoCo v3."""
+    m = cfg["model"]
+    if isinstance(backbone, ContrastiveModel):
+        return backbone
+    if backbone is None:
+        backbone = SmallResNet(in_channels, m["width"], m["blocks"], m["norm"])
+    elif not isinstance(backbone, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(backbone).__name__}")
+    d = feature_dim(backbone, (in_channels, *image_hw))
+    proj = ProjectionHead(d, m["proj_hidden"], m["proj_dim"], m["proj_layers"], m["proj_bn"])
+    pred = ProjectionHead(m["proj_dim"], m["pred_hidden"], m["proj_dim"], 2, m["proj_bn"]) if m["predictor"] else None
+    return ContrastiveModel(backbone, proj, pred)
+
+
+def load_images(cfg: dict, split: str):
+    """(uint8 images N x C x H x W tensor, labels) of the config's dataset and split."""
+    from ..data.datasets import load_dataset, load_fashion_mnist
+
+    d = cfg["data"]
+    if d["dataset"] == "fashion-mnist" and d["root"]:
+        ds = load_fashion_mnist(split, root=Path(d["root"]))
+    else:
+        ds = load_dataset(d["dataset"], split)
+    if ds.kind != "image":
+        raise ConfigError(f"config key 'data.dataset' must be an image dataset, {d['dataset']!r} is {ds.kind}")
+    X = torch.as_tensor(np.asarray(ds.X))
+    X = X[:, None] if X.ndim == 3 else X
+    return X, torch.as_tensor(ds.y)
+
+
+def _subset(X, y, n, seed, what):
+    if n is None or n >= len(X):
+        return X, y
+    idx = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed_of(seed, 7919, n)))[:n]
+    return X[idx], (None if y is None else y[idx])
+
+
+def _device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("config key 'train.device' asks for CUDA but torch sees no GPU; use train.device=cpu")
+    if name == "cuda":
+        return torch.device(f"cuda:{local_rank}")
+    return torch.device(name)
+
+
+def _init_distributed(device_name: str) -> tuple[int, int, int, bool]:
+    """(rank, world, local_rank, we_initialised) from torchrun's environment."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), False
+    if world <= 1:
+        return 0, 1, 0, False
+    use_cuda = torch.cuda.is_available() and device_name != "cpu"
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), True
+
+
+class _Student(nn.Module):
+    """One forward for both views (one DDP call per step): projections, and predictions if any."""
+
+    def __init__(self, model: ContrastiveModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor):
+        z = self.model(x)
+        return z, self.model.predict(z)
+
+
+def _rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
+
+
+def _write_log(path: Path, rows: list, keep_until: int | None = None) -> None:
+    if keep_until is not None and path.exists():  # a resumed run drops the rows after its checkpoint
+        with open(path, newline="") as f:
+            old = [r for r in csv.DictReader(f) if int(r["step"]) <= keep_until]
+        rows = old + rows
+        mode = "w"
+    else:
+        mode = "a" if path.exists() else "w"
+    if not rows:
+        return
+    fields = list(rows[0].keys())
+    with open(path, mode, newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        if mode == "w":
+            w.writeheader()
+        w.writerows(rows)
+
+
+def pretrain(config, images=None, labels=None, *, model: nn.Module | None = None, callbacks=(),
+             resume: bool | str | os.PathLike = True, eval_data=None) -> PretrainResult:
+    """Train a contrastive encoder as ``config`` says (a dict, validated here).
+
+    Args:
+        config: a (partial) config; see :mod:`iconlearn.train.config`.
+        images, labels: training images (uint8 or float in [0, 1], N x C x H x W or N x H x W) and
+            labels (needed by supcon and the evaluation). Default: the config's dataset, train split.
+        model: a user backbone (any module mapping images to B x D features) or a full
+            :class:`ContrastiveModel`; default the config's ResNet.
+        callbacks: :class:`Callback` objects.
+        resume: True to continue from ``out_dir/last.pt`` when it exists, a path to resume from
+            that checkpoint, False to start afresh.
+        eval_data: (test images, test labels) for the frozen-encoder evaluation; default the
+            config's dataset, test split (when the training data came from the config).
+    """
+    cfg = validate_config(config)
+    t, d_cfg = cfg["train"], cfg["data"]
+    if t["threads"]:
+        torch.set_num_threads(t["threads"])
+    rank, world, local_rank, own_group = _init_distributed(t["device"])
+    device = _device(t["device"], local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    try:
+        return _pretrain(cfg, images, labels, model, callbacks, resume, eval_data, rank, world, device)
+    finally:
+        if own_group:
+            dist.barrier()
+            dist.destroy_process_group()
+
+
+def _pretrain(cfg, images, labels, user_model, callbacks, resume, eval_data, rank, world, device):
+    t, d_cfg, m_cfg, o_cfg = cfg["train"], cfg["data"], cfg["method"], cfg["optim"]
+    from_config = images is None
+    if from_config:
+        images, labels = load_images(cfg, "train")
+    if isinstance(images, np.ndarray) or not isinstance(images, Tensor):
+        images = torch.as_tensor(np.asarray(images))
+    if images.ndim == 3:
+        images = images[:, None]
+    if images.ndim != 4:
+        raise ValueError(f"images must be N x C x H x W or N x H x W, got shape {tuple(images.shape)}")
+    if labels is not None:
+        labels = torch.as_tensor(np.asarray(labels) if not isinstance(labels, Tensor) else labels)
+        V.check_labels(labels, images.shape[0])
+    if m_cfg["name"] == "supcon" and labels is None:
+        raise ConfigError("method 'supcon' needs labels for the training images")
+    images, labels = _subset(images, labels, d_cfg["n_train"], t["seed"], "train")
+    n, B = images.shape[0], t["batch_size"]
+    GB = B * world
+    if GB > n:
+        raise ConfigError(f"batch size {B}{f' x {world} processes' if world > 1 else ''} = {GB} is larger than "
+                          f"the dataset ({n} images); lower train.batch_size")
+    steps_per_epoch = n // GB
+    total = t["max_steps"] or max(1, math.ceil(t["epochs"] * steps_per_epoch))
+
+    # data on the device, as uint8 when it is (4x less memory); float in [0, 1] per batch
+    data = images.to(device)
+    if labels is not None:
+        labels = labels.to(device)
+    C, H, W = data.shape[1:]
+    aug_cfg = cfg["augment"]
+    aug = None
+    if aug_cfg["enabled"]:
+        aug = SimCLRAugment(aug_cfg["size"], tuple(aug_cfg["crop_scale"]), aug_cfg["flip"], aug_cfg["jitter"],
+                            aug_cfg["blur_prob"], aug_cfg["noise_std"], jitter_prob=aug_cfg["jitter_prob"],
+                            gray_prob=aug_cfg["gray_prob"])
+    out_hw = (aug_cfg["size"], aug_cfg["size"]) if aug_cfg["size"] and aug else (H, W)
+
+    torch.manual_seed(t["seed"])
+    net = build_model(cfg, C, out_hw, user_model).to(device)
+    ddp = world > 1
+    method = Method(m_cfg, gather_distributed=ddp)
+    teacher = EMA(net, m_cfg["ema_decay"]) if m_cfg["ema_decay"] is not None else None
+    queue = Queue(m_cfg["queue_size"], cfg["model"]["proj_dim"]).to(device) if m_cfg["queue_size"] > 0 else None
+    student = _Student(net)
+    if ddp:
+        if cfg["model"]["sync_bn"] and device.type != "cuda":
+            raise ConfigError("config key 'model.sync_bn' needs CUDA (torch's SyncBatchNorm has no CPU kernel); "
+                              "on CPU use model.norm=group and model.proj_bn=false for exact multi-process steps")
+        if cfg["model"]["sync_bn"]:
+            student = nn.SyncBatchNorm.convert_sync_batchnorm(student)
+            net = student.model
+        student = nn.parallel.DistributedDataParallel(
+            student, device_ids=[device.index] if device.type == "cuda" else None)
+    base_lr = o_cfg["lr"] * (GB / 256 if o_cfg["scale_lr"] else 1.0)
+    opt = build_optimizer(net, o_cfg, base_lr)
+    use_amp = t["amp"] and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    out_dir = Path(t["out_dir"]) if t["out_dir"] else None
+    ckpt_path = out_dir / "last.pt" if out_dir else None
+    start = 0
+    resume_from = None
+    if resume not in (False, None):
+        if resume is True:
+            resume_from = ckpt_path if ckpt_path is not None and ckpt_path.exists() else None
+        else:
+            resume_from = Path(resume)
+    if resume_from is not None:
+        ckpt = load_checkpoint(resume_from, map_location=device)
+        check_compatible(ckpt, net, resume_from)
+        if ckpt.get("global_batch") != GB:
+            raise CheckpointError(f"{resume_from} was trained with a global batch of {ckpt.get('global_batch')}, "
+                                  f"this run has {GB}; an exact resume needs the same batch and process count")
+        net.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"]) if ckpt.get("scaler") else None
+        if teacher is not None:
+            if ckpt.get("teacher") is None:
+                raise CheckpointError(f"{resume_from} has no EMA teacher but this config uses one")
+            teacher.module.load_state_dict(ckpt["teacher"])
+        if queue is not None:
+            if ckpt.get("queue") is None:
+                raise CheckpointError(f"{resume_from} has no queue but this config uses one")
+            queue.load_state_dict(ckpt["queue"])
+        _set_rng_state(ckpt["rng"], device)
+        start = int(ckpt["step"])
+
+    state = TrainState(start, total, steps_per_epoch, rank, world, net, opt, cfg)
+
+    def checkpoint():
+        if ckpt_path is None:
+            return
+        if rank == 0:
+            save_checkpoint({
+                "step": state.step, "config": cfg, "model": net.state_dict(), "model_signature": model_signature(net),
+                "optimizer": opt.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+                "teacher": teacher.module.state_dict() if teacher is not None else None,
+                "queue": queue.state_dict() if queue is not None else None,
+                "rng": _rng_state(device), "global_batch": GB, "world_size": world,
+            }, ckpt_path)
+            _write_log(out_dir / "log.csv", pending, keep_until=start if not log_started[0] else None)
+            log_started[0] = True
+            pending.clear()
+            for cb in callbacks:
+                cb.on_checkpoint(state, ckpt_path)
+        if world > 1:
+            dist.barrier()
+
+    pending: list = []
+    log_started = [False]
+    for cb in callbacks:
+        cb.on_train_start(state)
+    bar = None
+    if t["progress"] and rank == 0 and start < total:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=start, desc=f"pretrain {m_cfg['name']}", dynamic_ncols=True)
+    perm_epoch, perm = -1, None
+    gen = torch.Generator(device=device)
+    net.train()
+    tick = time.perf_counter()
+    t0 = tick
+    for step in range(start, total):
+        epoch, pos = divmod(step, steps_per_epoch)
+        if epoch != perm_epoch:
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed_of(t["seed"], epoch))).to(device)
+            perm_epoch = epoch
+        idx = perm[pos * GB + rank * B: pos * GB + (rank + 1) * B]
+        x = data[idx]
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        y = labels[idx] if labels is not None else None
+        if aug is not None:
+            gen.manual_seed(seed_of(t["seed"], step, rank))
+            v1, v2 = aug(x, generator=gen), aug(x, generator=gen)
+        else:
+            v1, v2 = x, x
+        lr = lr_at(step, total, base_lr, o_cfg["warmup_steps"], o_cfg["schedule"])
+        for g in opt.param_groups:
+            g["lr"] = lr
+        amp_ctx = torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
+        with amp_ctx:
+            z, p = student(torch.cat([v1, v2]))
+            k = teacher(torch.cat([v1, v2])) if teacher is not None else None
+        z, p = z.float(), p.float()
+        p1, p2 = p.chunk(2)
+        if teacher is not None:
+            k1, k2 = k.float().chunk(2)
+        elif queue is not None:
+            k1, k2 = z.chunk(2)
+        else:
+            k1 = k2 = None
+        extra = queue.get() if queue is not None else None
+        loss = method(p1, p2, y, k1, k2, extra)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the loss became {loss.item()} at step {step}; lower optim.lr or check the data")
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if o_cfg["grad_clip"]:
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(net.parameters(), o_cfg["grad_clip"])
+        scaler.step(opt)
+        scaler.update()
+        if teacher is not None:
+            teacher.update(net)
+        if queue is not None:
+            keys = torch.cat([k1, k2]).detach()
+            if ddp:
+                from ..distributed import gather
+
+                keys = gather(keys)[0]
+            queue.push(keys)
+        state.step = step + 1
+        loss_value = float(loss.detach())
+        if ddp:
+            lt = torch.tensor([loss_value], device=device)
+            dist.all_reduce(lt)
+            loss_value = float(lt) / world
+        logs = {"step": state.step, "epoch": round(state.step / steps_per_epoch, 4), "loss": loss_value, "lr": lr}
+        if state.step % t["log_every"] == 0 or state.step == total:
+            now = time.perf_counter()
+            logs["images_per_s"] = round(GB * min(t["log_every"], state.step - start) / max(now - tick, 1e-9), 1)
+            logs["elapsed_s"] = round(now - t0, 2)
+            tick = now
+            state.history.append(logs)
+            pending.append(logs)
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.3g}")
+        if bar is not None:
+            bar.update(1)
+        for cb in callbacks:
+            cb.on_step_end(state, logs)
+        if t["ckpt_every"] and state.step % t["ckpt_every"] == 0 and state.step < total:
+            checkpoint()
+        if state.stop:
+            break
+    if bar is not None:
+        bar.close()
+    if state.step == total or state.stop:
+        checkpoint()
+    for cb in callbacks:
+        cb.on_train_end(state)
+
+    metrics: dict = {}
+    if cfg["eval"]["enabled"] and labels is not None and rank == 0 and (eval_data is not None or from_config):
+        from ..metrics.probe import evaluate_encoder
+
+        if eval_data is None:
+            Xte, yte = load_images(cfg, "test")
+        else:
+            Xte, yte = eval_data
+            Xte = torch.as_tensor(np.asarray(Xte)) if not isinstance(Xte, Tensor) else Xte
+        Xte, yte = _subset(Xte, torch.as_tensor(np.asarray(yte)), d_cfg["n_test"], t["seed"], "test")
+        ev = cfg["eval"]
+        metrics = evaluate_encoder(net, images, labels.cpu().numpy(), Xte, np.asarray(yte), knn_k=ev["knn_k"],
+                                   probe=ev["probe"], cluster=ev["cluster"], n_clusters=ev["n_clusters"],
+                                   seed=t["seed"], progress=t["progress"])
+        if out_dir is not None:
+            tmp = out_dir / ".metrics.json.tmp"
+            tmp.write_text(json.dumps(metrics, indent=2))
+            os.replace(tmp, out_dir / "metrics.json")
+    return PretrainResult(net, state.history, metrics, ckpt_path if ckpt_path and ckpt_path.exists() else None,
+                          state.step)

@@ -1,0 +1,294 @@
+"""The pretraining loop: exact resume, 2-process gloo DDP == one process, a real tiny run,
+checkpoints and bad input."""
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from iconlearn.train import (Callback, CheckpointError, ConfigError, build_model, load_checkpoint, load_config,
+                             pretrain, validate_config)
+from iconlearn.train.checkpoint import save_checkpoint
+from iconlearn.train.optim import lr_at
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread (and the machine is shared)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+TINY = {
+    "model": {"width": 4, "blocks": [1, 1], "norm": "group", "proj_hidden": 16, "proj_dim": 8, "proj_bn": False},
+    "train": {"batch_size": 8, "progress": False, "log_every": 1},
+    "augment": {"blur_prob": 0.5, "noise_std": 0.02},
+    "optim": {"lr": 0.1},
+    "eval": {"enabled": False},
+}
+
+
+def _cfg(**sections):
+    cfg = {k: dict(v) for k, v in TINY.items()}
+    for s, kv in sections.items():
+        cfg.setdefault(s, {}).update(kv)
+    return cfg
+
+
+def _images(n=32, hw=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 1, hw, hw), generator=g, dtype=torch.uint8), torch.arange(n) % 4
+
+
+class Kill(Callback):
+    """Simulates a crash: raises after ``at`` steps, leaving only the periodic checkpoints."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def on_step_end(self, state, logs):
+        if state.step == self.at:
+            raise KeyboardInterrupt("killed")
+
+
+def _params(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("extra", [
+    {},
+    {"method": {"ema_decay": 0.9, "queue_size": 12}, "model": {"predictor": True}},
+])
+def test_kill_and_resume_equals_uninterrupted(tmp_path, extra):
+    X, y = _images()
+    cfg = _cfg(train={"max_steps": 7, "ckpt_every": 2}, **extra)
+    full = pretrain(_cfg(**{**cfg, "train": {**cfg["train"], "out_dir": str(tmp_path / "a")}}), X, y)
+    run_b = {**cfg, "train": {**cfg["train"], "out_dir": str(tmp_path / "b")}}
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(run_b, X, y, callbacks=[Kill(5)])
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["step"] == 4
+    resumed = pretrain(run_b, X, y)
+    assert resumed.steps == 7 and full.steps == 7
+    a, b = _params(full.model), _params(resumed.model)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ca, cb = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
+    for part in ("teacher", "queue"):
+        if ca[part] is not None:
+            for k in ca[part]:
+                assert torch.equal(ca[part][k], cb[part][k]), (part, k)
+    log = (tmp_path / "b" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,epoch,loss,lr") and [int(r.split(",")[0]) for r in log[1:]] == list(range(1, 8))
+
+
+_DDP_SCRIPT = textwrap.dedent("""
+    import sys, torch, torch.distributed as dist
+    torch.set_num_threads(1)
+    sys.path.insert(0, {tests!r})
+    from test_train import _images, _ddp_cfg
+    from iconlearn.train import pretrain
+    X, y = _images()
+    r = pretrain(_ddp_cfg(batch_size=8, out_dir={out!r}), X, y)
+""")
+
+
+def _ddp_cfg(batch_size, out_dir):
+    return _cfg(train={"max_steps": 1, "batch_size": batch_size, "out_dir": out_dir},
+                augment={"enabled": False}, optim={"name": "sgd", "lr": 2.0, "scale_lr": False, "weight_decay": 0.0})
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_gloo_step_equals_one_process_on_the_global_batch(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(_DDP_SCRIPT.format(tests=str(Path(__file__).parent), out=str(tmp_path / "ddp")))
+    port = _free_port()
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+               "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        procs.append(subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT))
+    outs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    two = load_checkpoint(tmp_path / "ddp" / "last.pt")
+    assert two["world_size"] == 2 and two["global_batch"] == 16
+    X, y = _images()
+    one = pretrain(_ddp_cfg(batch_size=16, out_dir=str(tmp_path / "one")), X, y)
+    torch.manual_seed(0)
+    init = build_model(validate_config(_ddp_cfg(16, None)), 1, (12, 12))
+    moved = 0.0
+    for k, v in one.model.state_dict().items():
+        torch.testing.assert_close(two["model"][k], v, rtol=1e-5, atol=1e-6, msg=k)
+        moved = max(moved, float((v - init.state_dict()[k]).abs().max()))
+    assert moved > 1e-3  # the step did change the weights
+    assert two["step"] == 1
+
+
+def test_tiny_fashion_mnist_run_learns():
+    from iconlearn.data.datasets import FASHION_DIR
+    from iconlearn.metrics.probe import extract_features, knn_probe
+    from iconlearn.train.loop import load_images
+
+    if FASHION_DIR.exists():
+        X, y = load_images(validate_config({}), "train")
+        Xte, yte = load_images(validate_config({}), "test")
+        X, y, Xte, yte = X[:512], y[:512], Xte[:1000], yte[:1000]
+    else:  # digits, 8 x 8 upsampled to 28 x 28
+        from iconlearn.data.datasets import load_digits_images
+
+        d = load_digits_images()
+        imgs = torch.nn.functional.interpolate(torch.as_tensor(d.X)[:, None].float(), size=28, mode="bilinear")
+        imgs = imgs.round().clamp(0, 255).to(torch.uint8)
+        X, y, Xte, yte = imgs[:512], torch.as_tensor(d.y[:512]), imgs[512:1512], torch.as_tensor(d.y[512:1512])
+    cfg = {"train": {"batch_size": 128, "max_steps": 24, "progress": False, "log_every": 4},
+           "model": {"width": 8, "blocks": [1, 1], "proj_hidden": 64, "proj_dim": 32},
+           "augment": {"crop_scale": [0.5, 1.0]}, "optim": {"lr": 0.5}, "eval": {"probe": False}}
+    r = pretrain(cfg, X, y, eval_data=(Xte, yte))
+    losses = [h["loss"] for h in r.history]
+    assert len(losses) == 6 and losses[-1] < losses[0] - 0.1, losses
+    torch.manual_seed(0)
+    random_encoder = build_model(validate_config(cfg), 1, (28, 28))  # the same initial weights
+    chance = knn_probe(extract_features(random_encoder, X), y.numpy(), extract_features(random_encoder, Xte),
+                       yte.numpy())
+    assert r.metrics["knn_acc"] > chance, (r.metrics, chance)
+
+
+def test_methods_run_one_step():
+    X, y = _images()
+    from iconlearn import losses
+
+    methods = [{"name": "simclr"}, {"name": "supcon"}, {"name": "simclr", "queue_size": 16}]
+    if hasattr(losses, "KernelInfoNCE"):
+        methods += [{"name": "kernel_infonce", "kernel": k} for k in ("laplacian", "exponential", "sum", "concat")]
+    if hasattr(losses, "GeneralizedNTXent"):
+        methods.append({"name": "gntxent"})
+    for m in methods:
+        r = pretrain(_cfg(train={"max_steps": 1}, method=m), X, y)
+        assert r.steps == 1 and np.isfinite(r.history[-1]["loss"]), m
+
+
+def test_lr_schedule():
+    assert lr_at(0, 100, 1.0, warmup=10) == pytest.approx(0.1)
+    assert lr_at(9, 100, 1.0, warmup=10) == pytest.approx(1.0)
+    assert lr_at(10, 100, 1.0, warmup=10) == pytest.approx(1.0)
+    assert lr_at(55, 100, 1.0, warmup=10) == pytest.approx(0.5)
+    assert lr_at(50, 100, 1.0, schedule="constant") == 1.0
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("raw,match", [
+    ({"train": {"batchsize": 4}}, r"unknown config key 'train.batchsize' \(did you mean 'batch_size'\?\)"),
+    ({"trian": {}}, r"unknown config section 'trian' \(did you mean 'train'\?\)"),
+    ({"train": {"batch_size": "big"}}, r"'train.batch_size' must be an integer, got str"),
+    ({"train": {"batch_size": 3.0}}, r"'train.batch_size' must be an integer"),
+    ({"optim": {"lr": "fast"}}, r"'optim.lr' must be a number"),
+    ({"train": {"amp": 1}}, r"'train.amp' must be true or false"),
+    ({"model": {"blocks": [1, "x"]}}, r"'model.blocks\[1\]' must be an integer"),
+    ({"method": {"name": "byol"}}, r"'method.name' must be one of"),
+    ({"method": {"name": "kernel_infonce", "kernel": "cosine"}}, r"'method.kernel' must be one of"),
+    ({"method": {"name": "kernel_infonce"}}, r"needs 'method.kernel'"),
+    ({"method": {"kernel": "laplacian"}}, r"only used by method 'kernel_infonce'"),
+    ({"method": {"temperature": -1}}, r"'method.temperature' must be > 0"),
+    ({"augment": {"crop_scale": [0.5, 0.1]}}, r"'augment.crop_scale'"),
+    ({"train": {"device": "tpu"}}, r"'train.device'"),
+    ({"model": {"predictor": True}}, r"'method.ema_decay'"),
+    ([1, 2], r"must be a mapping"),
+])
+def test_config_rejects(raw, match):
+    with pytest.raises(ConfigError, match=match):
+        validate_config(raw)
+
+
+def test_load_config_file_and_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("method:\n  name: simclr\n  temperature: 0.2\ntrain:\n  batch_size: 64\n")
+    cfg = load_config(p, ["train.batch_size=32", "model.blocks=[2, 2]", "train.out_dir=runs/x"])
+    assert cfg["method"]["temperature"] == 0.2 and cfg["train"]["batch_size"] == 32
+    assert cfg["model"]["blocks"] == [2, 2] and cfg["train"]["out_dir"] == "runs/x"
+    with pytest.raises(ConfigError, match="section.key=value"):
+        load_config(p, ["lr0.1"])
+    with pytest.raises(ConfigError, match="unknown config key 'optim.lrr'"):
+        load_config(p, ["optim.lrr=0.1"])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_shipped_configs_are_valid():
+    files = sorted((ROOT / "configs").glob("*.yaml"))
+    assert len(files) >= 8
+    for f in files:
+        load_config(f)
+
+
+def test_batch_larger_than_dataset():
+    X, y = _images(n=6)
+    with pytest.raises(ConfigError, match=r"batch size 8 = 8 is larger than the dataset \(6 images\)"):
+        pretrain(_cfg(train={"max_steps": 1}), X, y)
+
+
+def test_supcon_needs_labels():
+    X, _ = _images()
+    with pytest.raises(ConfigError, match="needs labels"):
+        pretrain(_cfg(train={"max_steps": 1}, method={"name": "supcon"}), X, None)
+
+
+def test_checkpoint_from_another_model_or_corrupt(tmp_path):
+    X, y = _images()
+    out = tmp_path / "run"
+    pretrain(_cfg(train={"max_steps": 2, "out_dir": str(out)}), X, y)
+    ckpt = out / "last.pt"
+    torch.load(ckpt, weights_only=True)  # tensors and primitive containers only
+    with pytest.raises(CheckpointError, match="written for another model"):
+        pretrain(_cfg(train={"max_steps": 3}, model={"width": 6}), X, y, resume=ckpt)
+    with pytest.raises(CheckpointError, match="global batch of 8"):
+        pretrain(_cfg(train={"max_steps": 3, "batch_size": 4}), X, y, resume=ckpt)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(ckpt.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        pretrain(_cfg(train={"max_steps": 3}), X, y, resume=bad)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(CheckpointError, match="not an iconlearn pretraining checkpoint"):
+        load_checkpoint(other)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_atomic_save_leaves_no_partial_file(tmp_path, monkeypatch):
+    target = tmp_path / "c.pt"
+    save_checkpoint({"step": 1}, target)
+    before = target.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint({"step": 2}, target)
+    assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_user_backbone_is_wrapped():
+    X, y = _images()
+    backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(144, 20))
+    r = pretrain(_cfg(train={"max_steps": 2}), X, y, model=backbone)
+    assert r.model.backbone is backbone and r.model.projector[0].in_features == 20
+    with pytest.raises(ValueError, match="must be a torch.nn.Module"):
+        pretrain(_cfg(train={"max_steps": 1}), X, y, model="resnet")
