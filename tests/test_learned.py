@@ -128,3 +128,27 @@ def test_cluster_likelihood_forms():
     assert torch.allclose(ex, ref / ref.sum(1, keepdim=True), atol=1e-12)
     assert torch.allclose(ClusterLikelihood(exclude_self=True)(phi).exp(), ex)
     assert cluster_log_q(phi.float().half()).dtype == torch.float32
+
+
+def test_shared_cluster_product_gradient_and_debiased_form():
+    """The one-matmul backward of the symmetric cluster product, and q debiased in probability
+    space == core.smooth_log_q applied to the generic path."""
+    from iconlearn.core import smooth_log_q
+    from iconlearn.learned.clusters import _SharedClusterProduct
+
+    g = torch.Generator().manual_seed(3)
+    phi = torch.softmax(torch.randn(7, 4, generator=g, dtype=DT), 1)
+    assert torch.autograd.gradcheck(_SharedClusterProduct.apply, (phi.clone().requires_grad_(),))
+    own = torch.arange(7)
+    mask = torch.eye(7, dtype=torch.bool)
+    for alpha in (0.0, 0.3, 1.0):
+        fast = cluster_log_q(phi, exclude=own, alpha=alpha)
+        generic = smooth_log_q(cluster_log_q(phi, phi.clone(), exclude=own), alpha, own)  # phi_ref copy: autograd path
+        assert torch.allclose(fast.exp(), generic.exp(), atol=1e-14)
+        assert torch.allclose(cluster_log_q(phi, exclude=mask, alpha=alpha).exp(), fast.exp(), atol=1e-14)
+    x = phi.clone().requires_grad_()
+    y = phi.clone().requires_grad_()
+    w = torch.randn(7, 7, generator=g, dtype=DT)
+    (w * cluster_log_q(x, exclude=own, alpha=0.2).exp()).sum().backward()
+    (w * smooth_log_q(cluster_log_q(y, y * 1.0, exclude=own), 0.2, own).exp()).sum().backward()
+    assert torch.allclose(x.grad, y.grad, atol=1e-12)

@@ -97,12 +97,17 @@ def _neg_entropy(p: Tensor | SparseRows) -> Tensor:
 def _smoothed_terms(p: Smoothed, log_q: Tensor) -> tuple[Tensor, Tensor]:
     """(sum_j p log q, sum_j p log p) per row for p = (1 - a) part + a / N_i."""
     a = float(p.alpha)
-    mask = candidate_mask(p.exclude, tuple(log_q.shape), log_q.device)
     n = num_candidates(p.exclude, tuple(log_q.shape), log_q.device).to(log_q.dtype)
     u = a / n  # (B,) uniform mass per candidate
-    lq_cand = log_q if mask is None else log_q.masked_fill(mask, 0.0)
+    sparse = isinstance(p.part, SparseRows)
+    if p.exclude is not None and p.exclude.dtype != torch.bool and sparse:
+        # one excluded column per row: zero it by index, no (B x M) mask needed
+        mask, lq_cand = None, log_q.scatter(1, p.exclude.view(-1, 1).long(), 0.0)
+    else:
+        mask = candidate_mask(p.exclude, tuple(log_q.shape), log_q.device)
+        lq_cand = log_q if mask is None else log_q.masked_fill(mask, 0.0)
     cross = (1.0 - a) * _cross_term(p.part, log_q) + u * lq_cand.sum(1)
-    if isinstance(p.part, SparseRows):
+    if sparse:
         v = p.part.values.to(log_q.dtype)
         mixed = (1.0 - a) * v + u[:, None]
         # listed entries carry (1-a) v + u, the other N_i - K carry u alone

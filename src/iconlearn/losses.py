@@ -589,7 +589,7 @@ class IConClusteringLoss(nn.Module):
             target = same_group_targets(groups, all_groups, self.exclude_self, own, dtype=compute_dtype(probs))
         else:
             _check_target(target, probs.shape[0], cols.shape[0], "target")
-        log_q = smooth_log_q(cluster_log_q(probs, cols, exclude=own), self.alpha_q, own)
+        log_q = cluster_log_q(probs, cols, exclude=own, alpha=self.alpha_q)
         keep = has_positive(target)
         rows = icon_loss(debias(target, self.alpha_p, own), log_q, reduction="none")
         return rows[keep].mean() if bool(keep.any()) else _zero_loss(probs)

@@ -16,14 +16,35 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..core import candidate_mask
+from ..core import candidate_mask, smooth_log_q
 
 _TINY = 1e-30
 
 
+class _SharedClusterProduct(torch.autograd.Function):
+    """Q = phi diag(1 / s) phi^T with s = sum_k phi_k (the shared cluster likelihood of a batch
+    against itself). Q is symmetric, so the backward pass needs one (B x B) @ (B x C) product
+    instead of autograd's two:
+
+        dL/dphi = (G + G^T) phi / s - 1/2 sum_i phi_i * ((G + G^T) phi)_i / s^2,   G = dL/dQ.
+    """
+
+    @staticmethod
+    def forward(ctx, a: Tensor) -> Tensor:
+        s = a.sum(0).clamp_min(_TINY)
+        ctx.save_for_backward(a, s)
+        return (a / s) @ a.T
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> Tensor:
+        a, s = ctx.saved_tensors
+        m = (g + g.T) @ a
+        return m / s - 0.5 * (a * m).sum(0) / (s * s)
+
+
 def cluster_log_q(phi: Tensor, phi_ref: Tensor | None = None, degrees: Tensor | None = None,
-                  exclude: Tensor | None = None, exclude_self: bool = False) -> Tensor:
-    """log q(j|i) of the (degree-weighted) shared cluster likelihood.
+                  exclude: Tensor | None = None, exclude_self: bool = False, alpha: float = 0.0) -> Tensor:
+    """log q(j|i) of the (degree-weighted) shared cluster likelihood, optionally debiased.
 
     Args:
         phi: (B x C) soft assignments of the anchors (rows sum to 1).
@@ -33,13 +54,19 @@ def cluster_log_q(phi: Tensor, phi_ref: Tensor | None = None, degrees: Tensor | 
         exclude: columns that are not candidates (see :class:`iconlearn.core.Smoothed`); q is
             renormalised over the rest.
         exclude_self: exclude the anchor's own column (only when ``phi_ref`` is None).
+        alpha: debiasing of q, (1 - alpha) q + alpha / N_i (I-Con section 3.3, "both sides"); the
+            same as :func:`iconlearn.core.smooth_log_q` on the result, but computed in probability
+            space, where this q is formed anyway (one pass over B x M instead of four).
     """
     dtype = torch.promote_types(phi.dtype, torch.float32)
     a = phi.to(dtype)
-    b = a if phi_ref is None else phi_ref.to(dtype)
-    w = b if degrees is None else b * degrees.to(dtype)[:, None]
-    sizes = w.sum(0).clamp_min(_TINY)  # (C,) expected cluster size or volume
-    q = (a / sizes) @ w.T
+    if (phi_ref is None or phi_ref is phi) and degrees is None:
+        q = _SharedClusterProduct.apply(a)
+    else:
+        b = a if phi_ref is None else phi_ref.to(dtype)
+        w = b if degrees is None else b * degrees.to(dtype)[:, None]
+        sizes = w.sum(0).clamp_min(_TINY)  # (C,) expected cluster size or volume
+        q = (a / sizes) @ w.T
     if exclude is None and exclude_self and phi_ref is None:
         exclude = torch.arange(phi.shape[0], device=phi.device)
     if exclude is not None and exclude.dtype != torch.bool:
@@ -47,20 +74,24 @@ def cluster_log_q(phi: Tensor, phi_ref: Tensor | None = None, degrees: Tensor | 
         # entry, an O(B) correction instead of a second pass of log-softmax over B x M
         own = exclude.view(-1, 1).long()
         rest = (q.sum(1, keepdim=True) - q.gather(1, own)).clamp_min(_TINY)
-        return (q.clamp_min(_TINY).log() - rest.log()).scatter(1, own, float("-inf"))
+        if alpha == 0:
+            return (q.clamp_min(_TINY).log() - rest.log()).scatter(1, own, float("-inf"))
+        q = q * ((1.0 - alpha) / rest) + alpha / (q.shape[1] - 1)  # >= alpha / N > 0: no clamp needed
+        return q.log().scatter(1, own, float("-inf"))
     log_q = q.clamp_min(_TINY).log()
     mask = candidate_mask(exclude, tuple(log_q.shape), log_q.device)
     if mask is not None:
         log_q = torch.log_softmax(log_q.masked_fill(mask, float("-inf")), dim=1)
-    return log_q
+    return smooth_log_q(log_q, alpha, exclude) if alpha else log_q
 
 
 class ClusterLikelihood:
     """q from soft cluster assignments; ``degrees`` turns on the normalized-cuts weighting."""
 
-    def __init__(self, exclude_self: bool = False):
+    def __init__(self, exclude_self: bool = False, alpha: float = 0.0):
         self.exclude_self = exclude_self
+        self.alpha = alpha
 
     def __call__(self, phi: Tensor, phi_ref: Tensor | None = None, degrees: Tensor | None = None,
                  exclude: Tensor | None = None) -> Tensor:
-        return cluster_log_q(phi, phi_ref, degrees, exclude, self.exclude_self)
+        return cluster_log_q(phi, phi_ref, degrees, exclude, self.exclude_self, self.alpha)
