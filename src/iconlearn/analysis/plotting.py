@@ -1,0 +1,192 @@
+"""Figures for the analyses: one ``plot_<analysis>(result, path=None)`` per result type.
+
+Each returns the matplotlib Figure and, with ``path``, writes it (PNG) atomically. matplotlib is
+imported lazily with the non-interactive Agg backend.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+__all__ = ["plot_landscape", "plot_invariance", "plot_gradient_flow", "plot_ntk", "plot_spectral",
+           "plot_identities", "save_figure"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path) -> None:
+    """Write the figure to ``path`` through a temporary file and os.replace (never a half-written PNG)."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _finish(fig, path):
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_landscape(res, path=None):
+    """Figure 3: loss against K, against the minimum squared distance, and the threshold against tau."""
+    plt = _plt()
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
+    for t, row, lu in zip(res.taus, res.loss, res.loss_uniform):
+        ax[0].plot(res.Ks, row, label=f"tau={t:g}")
+        ax[1].plot(res.min_sq_dist, row, label=f"tau={t:g}")
+        ax[0].axhline(lu, color="gray", lw=0.5, ls=":")
+    for th, row in zip(res.threshold, res.loss):
+        if np.isfinite(th):
+            ax[1].axvline(th, color="gray", lw=0.5, ls="--")
+    ax[0].set(xlabel="number of points K", ylabel="NT-Xent loss (eq. 4)", title="loss vs K (dotted: uniform limit)")
+    ax[1].set(xscale="log", xlabel="minimum squared distance 4 sin^2(pi/K)", ylabel="loss",
+              title="loss vs min. squared distance (dashed: thresholds)")
+    ok = np.isfinite(res.threshold)
+    ax[2].plot(res.taus[ok], res.threshold[ok], "o", label="measured threshold")
+    tt = np.linspace(0, res.taus.max(), 50)
+    ax[2].plot(tt, res.slope * tt + res.intercept, "-", label=f"fit: slope {res.slope:.3f}, R^2={res.r2:.4f}")
+    ax[2].set(xlabel="tau", ylabel="threshold min. squared distance", title="threshold vs tau")
+    for a in ax:
+        a.legend(fontsize=7)
+    return _finish(fig, path)
+
+
+def plot_invariance(res, path=None):
+    """Proposition 2.1: the two data sets, their common push-forward, and the losses."""
+    plt = _plt()
+    fig, ax = plt.subplots(1, 4, figsize=(17, 4))
+    for a, key in zip(ax[:2], ("clustered", "uniform")):
+        x, z = res.samples[key]["x"], res.samples[key]["z"]
+        a.scatter(x[:, 0], x[:, 1], c=np.arctan2(z[:, 1], z[:, 0]), cmap="hsv", s=4)
+        a.set(title=f"{key} data (colour = f(x))", xlabel="x1", ylabel="x2 (augmented)")
+    for key, m in (("clustered", "o"), ("uniform", "x")):
+        z = res.samples[key]["z"]
+        r = 1.0 if key == "clustered" else 1.1
+        ax[2].scatter(r * z[:, 0], r * z[:, 1], s=4, marker=m, label=f"f#{key}")
+    ax[2].set(aspect="equal", title="push-forwards (both uniform on S^1)")
+    ax[2].legend(fontsize=7)
+    names = sorted({r.map for r in res.rows}, key=[r.map for r in res.rows].index)
+    width = 0.8 / max(1, len({r.tau for r in res.rows}))
+    for k, tau in enumerate(sorted({r.tau for r in res.rows})):
+        gaps = [next(r.gap for r in res.rows if r.map == nm and r.tau == tau) for nm in names]
+        ax[3].bar(np.arange(len(names)) + k * width, np.maximum(gaps, 1e-18), width, label=f"tau={tau:g}")
+    ax[3].set(yscale="log", ylabel="abs(L clustered - L uniform)", title="loss gap between the data sets")
+    ax[3].set_xticks(np.arange(len(names)) + width / 2, [nm.replace(", ", "\n") for nm in names], fontsize=6)
+    ax[3].legend(fontsize=7)
+    return _finish(fig, path)
+
+
+def plot_gradient_flow(results, path=None):
+    """Figures 5-6: snapshots with negative-gradient arrows for every flow, and the numbers over time.
+
+    ``results``: one GradientFlowResult or a list of them (one row block each).
+    """
+    plt = _plt()
+    results = results if isinstance(results, (list, tuple)) else [results]
+    rows = [(res, run) for res in results for run in res.runs]
+    ncols = max(len(run.snapshots) for _, run in rows) + 2
+    fig = plt.figure(figsize=(2.6 * ncols, 2.5 * len(rows)))
+    for r, (res, run) in enumerate(rows):
+        for c, it in enumerate(sorted(run.snapshots)):
+            z, v = run.snapshots[it]
+            proj = "3d" if z.shape[1] == 3 else None
+            ax = fig.add_subplot(len(rows), ncols, r * ncols + c + 1, projection=proj)
+            if proj:
+                ax.scatter(z[:, 0], z[:, 1], z[:, 2], c=res.labels, cmap="viridis", s=5)
+                ax.quiver(z[:, 0], z[:, 1], z[:, 2], v[:, 0], v[:, 1], v[:, 2], length=0.3, normalize=True, lw=0.4)
+            else:
+                ax.scatter(z[:, 0], z[:, 1], c=res.labels, cmap="viridis", s=6)
+                ax.quiver(z[:, 0], z[:, 1], v[:, 0], v[:, 1], angles="xy", width=0.004)
+                ax.set(aspect="equal", xlim=(-1.4, 1.4), ylim=(-1.4, 1.4))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{run.name[:22]}\n{res.dim}-D {res.init}, it {it}", fontsize=6)
+        ax = fig.add_subplot(len(rows), ncols, r * ncols + ncols - 1)
+        ax.plot(np.maximum(run.iterations, 0.5), run.ratio)
+        ax.set(xscale="symlog", yscale="log", title="between/within", xlabel="iteration")
+        ax.title.set_fontsize(7)
+        ax = fig.add_subplot(len(rows), ncols, r * ncols + ncols)
+        ax.plot(np.maximum(run.iterations, 0.5), np.maximum(run.mmd, 1e-12))
+        ax.set(xscale="symlog", yscale="log", title="MMD^2 to uniform", xlabel="iteration")
+        ax.title.set_fontsize(7)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_ntk(res, path=None):
+    """Proposition 4.4 convergence, Proposition 4.1 step error, Remark 4.4 velocities."""
+    plt = _plt()
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4))
+    w = np.array(res.widths, dtype=float)
+    ax[0].loglog(w, res.width_errors, "o-", label=f"||K_M - K_inf|| / ||K_inf|| (slope {res.width_slope:.3f})")
+    ax[0].loglog(w, res.width_errors[0] * (w / w[0]) ** -0.5, "--", label="M^-1/2")
+    ax[0].loglog(w, res.beta_dev, "s-", label="max |beta - 1/2| (Cor. 4.6)")
+    ax[0].set(xlabel="width M", title="Proposition 4.4: infinite-width limit")
+    ax[0].legend(fontsize=7)
+    lrs = list(res.step_rel_error)
+    ax[1].loglog(lrs, [res.step_rel_error[k] for k in lrs], "o-")
+    ax[1].set(xlabel="learning rate", ylabel="relative error", title="Proposition 4.1: NTK prediction of a step")
+    for v in res.velocities:
+        ax[2].plot(v.shares, v.normalized_speeds, "o", label=f"delta={v.delta:g}, err={v.rel_error:.1e}")
+    s = np.linspace(0, max(res.velocities[0].shares) * 1.05, 10)
+    ax[2].plot(s, s, "k--", lw=0.8, label="speed = share (Thm 4.5)")
+    ax[2].set(xlabel="cluster share n_q / n", ylabel="speed / (|xi_q|^2 |beta_q grad L|)",
+              title="Remark 4.4: small clusters move slowly")
+    ax[2].legend(fontsize=7)
+    return _finish(fig, path)
+
+
+def plot_spectral(res, path=None):
+    """Principal angles and block recovery per kernel; the first kernel's embeddings against the eigenvectors."""
+    plt = _plt()
+    graphs = list(res.baselines)
+    fig, ax = plt.subplots(1, 2 + len(res.embeddings), figsize=(6 + 4.5 * (1 + len(res.embeddings)), 4.2))
+    for k, g in enumerate(graphs):
+        rows = [r for r in res.rows if r.graph == g]
+        x = np.arange(len(rows)) + 0.4 * k
+        ax[0].bar(x, [r.mean_angle for r in rows], 0.4, label=f"{g[:24]} (random: {res.baselines[g]['random_mean_angle']:.0f})")
+        ax[1].bar(x, [r.nmi for r in rows], 0.4, label=f"{g[:24]} (spectral: {res.baselines[g]['spectral_nmi']:.2f})")
+    names = [r.kernel for r in res.rows if r.graph == graphs[0]]
+    for a, t in zip(ax[:2], ("mean principal angle to eigenvectors 2..k (deg)", "NMI of k-means on Z")):
+        a.set_xticks(np.arange(len(names)) + 0.2, [n.replace(" ", "\n", 1) for n in names], fontsize=6)
+        a.set_title(t, fontsize=8)
+        a.legend(fontsize=6)
+    for a, (g, (Z, y, U)) in zip(ax[2:], res.embeddings.items()):
+        from .spectral import embedding_subspace
+
+        S = embedding_subspace(Z, 2)
+        a.scatter(S[:, 0], S[:, 1], c=y, cmap="tab10", s=5)
+        a.set_title(f"{g[:30]}: InfoNCE embedding (top-2 PCs)", fontsize=7)
+    return _finish(fig, path)
+
+
+def plot_identities(res, path=None):
+    """Largest deviation of every identity (log scale) and the Theorem 6 constants."""
+    plt = _plt()
+    fig, ax = plt.subplots(1, 2, figsize=(13, 4))
+    names = [c.name for c in res.checks]
+    ax[0].barh(names, [max(c.deviation, 1e-18) for c in res.checks])
+    ax[0].set(xscale="log", xlabel="largest abs deviation", title="identity checks (float64)")
+    ax[0].tick_params(labelsize=7)
+    ax[1].bar(["c-SNE - (L_PKM/s^2 - H)", "c-SNE - (L_PKM/(2 s^2) - H)\n(paper)"],
+              [max(res.exact_constant_spread, 1e-18), res.paper_constant_spread])
+    ax[1].set(yscale="log", ylabel="spread over random phi", title="Theorem 6: which 'constant' is constant")
+    ax[1].tick_params(labelsize=7)
+    return _finish(fig, path)

@@ -1,0 +1,129 @@
+"""``iconlearn reproduce NAME --out DIR [--full]``: run one analysis of iconlearn.analysis (or ``all``)
+and write NAME.png, NAME.md (the numbers) and NAME.json into DIR."""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+import time
+
+import numpy as np
+
+NAMES = ["landscape", "invariance", "gradient-flow", "ntk", "spectral", "identities"]
+
+# keyword arguments of the --full runs (sized for a GPU machine or a long CPU run)
+FULL = {
+    "landscape": dict(Ks=range(2, 301), taus=tuple(np.round(np.linspace(0.02, 1.0, 25), 3)),
+                      stationary_Ks=(3, 4, 8, 16, 32, 64)),
+    "invariance": dict(n=4000, taus=(0.05, 0.1, 0.2, 0.5, 1.0)),
+    "gradient-flow": dict(full=True),
+    "ntk": dict(n=32, widths=(4, 16, 64, 256, 1024, 4096, 16384, 65536), seeds=32, deltas=(0.4, 0.2, 0.1, 0.05, 0.025, 0.0125)),
+    "spectral": dict(n_digits=1797, sbm_sizes=(250, 250, 250, 250), iters=1000),
+    "identities": dict(trials=200, n=100),
+}
+
+
+def _run(name: str, full: bool, seed: int):
+    from .. import analysis as A
+    from ..analysis import plotting as P
+
+    kw = dict(FULL[name]) if full else {}
+    if name == "landscape":
+        return A.landscape(seed=seed, **kw), P.plot_landscape
+    if name == "invariance":
+        return A.invariance(seed=seed, **kw), P.plot_invariance
+    if name == "gradient-flow":
+        return A.gradient_flow_suite(seed=seed, **kw), P.plot_gradient_flow
+    if name == "ntk":
+        return A.ntk_analysis(seed=seed, **kw), P.plot_ntk
+    if name == "spectral":
+        return A.spectral(seed=seed, **kw), P.plot_spectral
+    if name == "identities":
+        return A.identities(seed=seed, **kw), P.plot_identities
+    raise ValueError(f"unknown analysis {name!r}; choose one of {', '.join(NAMES)} or 'all'")
+
+
+def _markdown(result) -> str:
+    if isinstance(result, list):
+        head = "# Gradient flows with and without a network (Calder-Lee Figures 5-6, Theorems 4.2, 4.5)\n\n"
+        return head + "\n".join(r.to_markdown(header=False) for r in result)
+    return result.to_markdown()
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, (np.integer, np.bool_)):
+        return obj.item()
+    return obj
+
+
+def _write_text(path: str, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def reproduce(name: str, out: str, full: bool = False, seed: int = 0, verbose: bool = True) -> dict:
+    """Run analysis ``name`` and write ``out/<name>.png``, ``.md`` and ``.json``; returns the paths and time."""
+    if name not in NAMES:
+        raise ValueError(f"unknown analysis {name!r}; choose one of {', '.join(NAMES)} or 'all'")
+    os.makedirs(out, exist_ok=True)
+    t0 = time.perf_counter()
+    result, plot = _run(name, full, seed)
+    seconds = time.perf_counter() - t0
+    base = os.path.join(out, name)
+    plot(result, base + ".png")
+    md = _markdown(result) + f"\n_Computed in {seconds:.1f} s ({'full' if full else 'default'} size, seed {seed})._\n"
+    _write_text(base + ".md", md)
+    data = [r.to_dict() for r in result] if isinstance(result, list) else result.to_dict()
+    _write_text(base + ".json", json.dumps(_jsonable({"analysis": name, "full": full, "seed": seed,
+                                                      "seconds": seconds, "result": data}), indent=1))
+    if verbose:
+        print(f"{name}: {seconds:.1f} s -> {base}.png, {base}.md, {base}.json")
+    return {"name": name, "seconds": seconds, "png": base + ".png", "md": base + ".md", "json": base + ".json"}
+
+
+def run(args) -> int:
+    import torch
+
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn depends on it
+        threadpool_limits = None
+    names = NAMES if args.name == "all" else [args.name]
+    limits = threadpool_limits(args.threads) if threadpool_limits else contextlib.nullcontext()
+    with limits:
+        done = [reproduce(n, args.out, args.full, args.seed) for n in names]
+    if len(done) > 1:
+        lines = ["# iconlearn reproduce all", "", "| analysis | seconds | report | figure |", "| --- | --- | --- | --- |"]
+        lines += [f"| {d['name']} | {d['seconds']:.1f} | [{d['name']}.md]({d['name']}.md) | "
+                  f"[{d['name']}.png]({d['name']}.png) |" for d in done]
+        _write_text(os.path.join(args.out, "README.md"), "\n".join(lines) + "\n")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "reproduce", help="rerun an analysis of the Calder-Lee / Kernel-InfoNCE papers or the I-Con identities",
+        description="Run one analysis (figure + Markdown report + JSON of the numbers) or all of them.")
+    p.add_argument("name", choices=NAMES + ["all"], help="which analysis")
+    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument("--full", action="store_true", help="the large sizes (for a GPU or a long CPU run)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for torch and BLAS (default 1: these small problems run fastest single-threaded)")
+    p.set_defaults(func=run)
