@@ -179,7 +179,7 @@ def time_step(step, device, repeats: int) -> tuple[float, float, float]:
         step()
         _sync(device)
         times.append(time.perf_counter() - t0)
-    return statistics.median(times), min(times), float(loss)
+    return statistics.median(times), min(times), float(loss.detach())
 
 
 def _status_kb(field: str) -> int:
@@ -237,7 +237,8 @@ def ratios(rows: list[dict]) -> dict:
             continue
         c = by["c_cluster_knn_debiased"]
         out[str(B)] = {f"c/{k[0]}_{key}": c[key] / by[k][key] for k in ("a_infonce", "b_cluster_aug", "d_naive_dense")
-                       if k in by for key in ("median_s", "peak_mem_mb", "saved_mb") if by[k].get(key, 0) > 0}
+                       if k in by for key in ("median_s", "peak_mem_mb", "saved_mb")
+                       if c.get(key) is not None and (by[k].get(key) or 0) > 0}
     return out
 
 

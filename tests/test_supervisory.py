@@ -156,6 +156,9 @@ def test_restrict_to_batch_renormalises_and_shares_repeats():
     assert torch.allclose(D[0], torch.tensor([0, 1 / 3, 1 / 3, 1 / 3], dtype=torch.float64))
     # anchor at column 1 (point 1): neighbours 0 and 2 -> only 0 present
     assert torch.allclose(D[1], torch.tensor([1.0, 0, 0, 0], dtype=torch.float64))
+    # tensors are accepted as well
+    t2 = restrict_to_batch(P, torch.as_tensor(batch), torch.as_tensor(batch), exclude_positions=torch.arange(4))
+    assert torch.allclose(t2.to_dense(4).double(), D)
 
 
 def test_debias_and_mix():

@@ -83,7 +83,7 @@ def rows_of(P: sp.csr_matrix, rows: np.ndarray | Tensor | None = None, device=No
 
 
 def restrict_to_batch(P: sp.csr_matrix, anchor_ids: np.ndarray | Tensor, batch_ids: np.ndarray | Tensor,
-                      exclude_positions: np.ndarray | None = None, device=None) -> SparseRows:
+                      exclude_positions: np.ndarray | Tensor | None = None, device=None) -> SparseRows:
     """p over the columns of a batch: row r of P for anchor ``anchor_ids[r]``, kept only on the
     dataset points present in the batch (``batch_ids``, repeats allowed: a point seen in several
     views shares its mass among them) and renormalised.
@@ -98,11 +98,11 @@ def restrict_to_batch(P: sp.csr_matrix, anchor_ids: np.ndarray | Tensor, batch_i
     counts = np.asarray(member.sum(1)).ravel()
     counts[counts == 0] = 1.0
     sub = sp.csr_matrix(P[a] @ sp.diags(1.0 / counts) @ member)
-    if exclude_positions is not None:
-        sub = sub.tolil()
-        sub[np.arange(len(a)), np.asarray(exclude_positions)] = 0
-        sub = sp.csr_matrix(sub)
-        sub.eliminate_zeros()
+    if exclude_positions is not None:  # drop entry (r, exclude_positions[r]) of each row, O(nnz)
+        ex = np.asarray(exclude_positions.cpu() if isinstance(exclude_positions, Tensor) else exclude_positions)
+        coo = sub.tocoo()
+        keep = coo.col != ex[coo.row]
+        sub = sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=sub.shape)
     sums = np.asarray(sub.sum(1)).ravel()
     sums[sums == 0] = 1.0
     return rows_of(sp.csr_matrix(sp.diags(1.0 / sums) @ sub), None, device)
