@@ -292,3 +292,26 @@ def test_user_backbone_is_wrapped():
     assert r.model.backbone is backbone and r.model.projector[0].in_features == 20
     with pytest.raises(ValueError, match="must be a torch.nn.Module"):
         pretrain(_cfg(train={"max_steps": 1}), X, y, model="resnet")
+
+
+def test_cli_pretrain_runs_and_rejects(tmp_path, capsys):
+    from iconlearn.cli import main
+
+    tiny = ["data.dataset=digits", "train.max_steps=2", "train.batch_size=32", "model.width=4", "model.blocks=[1]",
+            "model.proj_hidden=16", "model.proj_dim=8", "train.progress=false", "eval.probe=false"]
+    assert main(["pretrain", "--method", "simclr", "--out-dir", str(tmp_path / "r"), *tiny]) == 0
+    out = capsys.readouterr().out
+    assert '"knn_acc"' in out and (tmp_path / "r" / "last.pt").exists() and (tmp_path / "r" / "metrics.json").exists()
+    assert main(["pretrain", "--kernel", "laplacian", "--print-config"]) == 0
+    assert "kernel: laplacian" in capsys.readouterr().out
+    assert main(["pretrain", "optim.lrr=1"]) == 2
+    assert "unknown config key 'optim.lrr'" in capsys.readouterr().err
+    assert main(["pretrain", "--config", str(tmp_path / "none.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "last.pt").write_bytes(b"garbage")
+    assert main(["pretrain", "--out-dir", str(tmp_path / "b"), *tiny]) == 2
+    assert "corrupt or truncated" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--method", "byol"])

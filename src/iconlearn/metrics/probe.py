@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .. import _validation as V
 
-__all__ = ["extract_features", "linear_probe", "knn_probe", "cluster_probe", "evaluate_encoder"]
+__all__ = ["extract_features", "linear_probe", "torch_logistic_regression", "knn_probe", "cluster_probe", "evaluate_encoder"]
 
 
 @torch.no_grad()
@@ -56,12 +56,14 @@ def extract_features(encoder, images, batch_size: int = 512, device=None, progre
     return feats
 
 
-def linear_probe(X_train, y_train, X_test, y_test, C: float = 1.0, max_iter: int = 1000, seed: int = 0) -> float:
-    """Test accuracy of L2-regularised multinomial logistic regression (scikit-learn, lbfgs) fitted
-    on standardised frozen train features."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
+def linear_probe(X_train, y_train, X_test, y_test, C: float = 1.0, max_iter: int = 1000, seed: int = 0,
+                 backend: str = "sklearn", device=None) -> float:
+    """Test accuracy of L2-regularised multinomial logistic regression fitted on standardised
+    frozen train features: the objective C sum_i CE_i + ||W||^2 / 2 of scikit-learn.
 
+    ``backend="sklearn"``: ``LogisticRegression`` (lbfgs). ``backend="torch"``: the same objective
+    minimised by full-batch L-BFGS in torch (on ``device``, e.g. a GPU: seconds for 60,000 rows).
+    """
     Xtr = V.check_array(X_train, "X_train", min_samples=2)
     Xte = V.check_array(X_test, "X_test")
     ytr, yte = np.asarray(y_train), np.asarray(y_test)
@@ -70,10 +72,51 @@ def linear_probe(X_train, y_train, X_test, y_test, C: float = 1.0, max_iter: int
                          f"with {len(yte)} labels; pass one label per row")
     if Xtr.shape[1] != Xte.shape[1]:
         raise ValueError(f"train features have {Xtr.shape[1]} columns but test features {Xte.shape[1]}")
-    scaler = StandardScaler().fit(Xtr)
-    clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
-    clf.fit(scaler.transform(Xtr), ytr)
-    return float((clf.predict(scaler.transform(Xte)) == yte).mean())
+    V.check_positive(C, "C")
+    if backend == "sklearn":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(Xtr)
+        clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
+        clf.fit(scaler.transform(Xtr), ytr)
+        return float((clf.predict(scaler.transform(Xte)) == yte).mean())
+    if backend == "torch":
+        proba, classes = torch_logistic_regression(Xtr, ytr, Xte, C, max_iter, device)
+        return float((classes[proba.argmax(1)] == yte).mean())
+    raise ValueError(f"backend must be 'sklearn' or 'torch', got {backend!r}")
+
+
+def torch_logistic_regression(X_train, y_train, X_test, C: float = 1.0, max_iter: int = 1000, device=None,
+                              dtype=torch.float32) -> tuple[np.ndarray, np.ndarray]:
+    """(test class probabilities, classes) of multinomial logistic regression on standardised
+    features, minimising mean_i CE_i + ||W||^2 / (2 C N) (scikit-learn's objective over C N) by L-BFGS."""
+    import torch.nn.functional as F
+
+    device = torch.device(device or "cpu")
+    classes, y = np.unique(np.asarray(y_train), return_inverse=True)
+    X = torch.as_tensor(np.asarray(X_train), device=device, dtype=dtype)
+    mean, std = X.mean(0), X.std(0, unbiased=False)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    X = (X - mean) / std
+    Y = torch.as_tensor(y, device=device)
+    W = torch.zeros(X.shape[1], len(classes), device=device, dtype=dtype, requires_grad=True)
+    b = torch.zeros(len(classes), device=device, dtype=dtype, requires_grad=True)
+    opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-7, tolerance_change=1e-10)
+    reg = 1.0 / (2.0 * C * X.shape[0])
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(X @ W + b, Y) + reg * (W * W).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        Xt = (torch.as_tensor(np.asarray(X_test), device=device, dtype=dtype) - mean) / std
+        proba = torch.softmax(Xt @ W + b, 1)
+    return proba.cpu().numpy(), classes
 
 
 def knn_probe(X_train, y_train, X_test, y_test, k: int = 20, temperature: float = 0.07) -> float:
@@ -99,13 +142,14 @@ def cluster_probe(X, y, n_clusters: int | None = None, seed: int = 0) -> dict:
 
 def evaluate_encoder(encoder, train_images, y_train, test_images, y_test, knn_k: int = 20, probe: bool = True,
                      cluster: bool = False, n_clusters: int | None = None, batch_size: int = 512, seed: int = 0,
-                     progress: bool = False) -> dict:
+                     progress: bool = False, probe_backend: str = "sklearn") -> dict:
     """All the frozen-encoder metrics: ``knn_acc``, ``linear_acc`` and optionally ``cluster_*``."""
     Ftr = extract_features(encoder, train_images, batch_size, progress=progress)
     Fte = extract_features(encoder, test_images, batch_size, progress=progress)
     out = {"knn_acc": knn_probe(Ftr, y_train, Fte, y_test, k=knn_k)}
     if probe:
-        out["linear_acc"] = linear_probe(Ftr, y_train, Fte, y_test, seed=seed)
+        dev = next(encoder.parameters()).device if isinstance(encoder, nn.Module) else None
+        out["linear_acc"] = linear_probe(Ftr, y_train, Fte, y_test, seed=seed, backend=probe_backend, device=dev)
     if cluster:
         out.update(cluster_probe(Fte, y_test, n_clusters, seed))
     return out

@@ -52,13 +52,14 @@ class BasicBlock(nn.Module):
 
 
 class SmallResNet(nn.Module):
-    """CIFAR-style ResNet: 3 x 3 stem, stages of :class:`BasicBlock` (the first at stride 1, the
+    """CIFAR-style ResNet: 3 x 3 stem (stride 1, or 2 to work at half resolution on a CPU budget), stages of :class:`BasicBlock` (the first at stride 1, the
     next ones halving the resolution and doubling the width), global average pooling.
 
     Output: (B x width * 2^(stages-1)) features (:attr:`out_dim`).
     """
 
-    def __init__(self, in_channels: int = 1, width: int = 32, blocks: Sequence[int] = (1, 1, 1, 1), norm: str = "batch"):
+    def __init__(self, in_channels: int = 1, width: int = 32, blocks: Sequence[int] = (1, 1, 1, 1), norm: str = "batch",
+                 stem_stride: int = 1):
         super().__init__()
         if int(in_channels) < 1 or int(width) < 1:
             raise ValueError(f"in_channels and width must be positive, got {in_channels} and {width}")
@@ -66,7 +67,9 @@ class SmallResNet(nn.Module):
             raise ValueError(f"blocks must be a non-empty list of positive block counts per stage, got {list(blocks)}")
         if norm not in _NORMS:
             raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), make_norm(norm, width), nn.ReLU())
+        if int(stem_stride) not in (1, 2):
+            raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride}")
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, int(stem_stride), 1, bias=False), make_norm(norm, width), nn.ReLU())
         layers, c = [], width
         for s, n in enumerate(blocks):
             c_out = width * 2**s

@@ -59,6 +59,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "width": (_INT, 32, None),
         "blocks": ("list[int]", [1, 1, 1, 1], None),
         "norm": (_STR, "batch", ("batch", "group", "none")),
+        "stem_stride": (_INT, 1, (1, 2)),
         "sync_bn": (_BOOL, False, None),
         "proj_hidden": (_INT, 512, None),
         "proj_dim": (_INT, 128, None),

@@ -87,7 +87,7 @@ def build_model(cfg: dict, in_channels: int, image_hw, backbone: nn.Module | Non
     if isinstance(backbone, ContrastiveModel):
         return backbone
     if backbone is None:
-        backbone = SmallResNet(in_channels, m["width"], m["blocks"], m["norm"])
+        backbone = SmallResNet(in_channels, m["width"], m["blocks"], m["norm"], m["stem_stride"])
     elif not isinstance(backbone, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(backbone).__name__}")
     d = feature_dim(backbone, (in_channels, *image_hw))
