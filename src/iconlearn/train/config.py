@@ -103,6 +103,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "enabled": (_BOOL, True, None),
         "knn_k": (_INT, 20, None),
         "probe": (_BOOL, True, None),
+        "probe_backend": (_STR, "auto", ("auto", "sklearn", "torch")),  # auto: torch on CUDA, sklearn on CPU
         "cluster": (_BOOL, False, None),
         "n_clusters": (_INT + "?", None, None),
     },

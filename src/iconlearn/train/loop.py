@@ -433,7 +433,9 @@ def _pretrain(cfg, images, labels, user_model, callbacks, resume, eval_data, ran
         ev = cfg["eval"]
         metrics = evaluate_encoder(net, images, labels.cpu().numpy(), Xte, np.asarray(yte), knn_k=ev["knn_k"],
                                    probe=ev["probe"], cluster=ev["cluster"], n_clusters=ev["n_clusters"],
-                                   seed=t["seed"], progress=t["progress"])
+                                   seed=t["seed"], progress=t["progress"],
+                                   probe_backend=ev["probe_backend"] if ev["probe_backend"] != "auto"
+                                   else ("torch" if device.type == "cuda" else "sklearn"))
         if out_dir is not None:
             tmp = out_dir / ".metrics.json.tmp"
             tmp.write_text(json.dumps(metrics, indent=2))
