@@ -132,7 +132,7 @@ class InvarianceResult:
         return "\n".join(lines) + "\n"
 
 
-def invariance(n: int = 1000, taus=(0.1, 0.5), aug_std: float = 0.5, seed: int = 0) -> InvarianceResult:
+def invariance(n: int = 600, taus=(0.1, 0.5), aug_std: float = 0.5, seed: int = 0) -> InvarianceResult:
     """Evaluate Proposition 2.1 on a clustered and a uniform data set (see the module docstring)."""
     n = V.check_int(n, "n", low=4)
     taus = check_taus(taus)
