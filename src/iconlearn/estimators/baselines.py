@@ -1,0 +1,186 @@
+"""Baselines for the I-Con clustering benchmark, in the same harness (same features, batches,
+heads and head selection as :class:`iconlearn.estimators.clustering.IConClustering`).
+
+- :class:`KMeansClustering`: k-means (scikit-learn, k-means++ with ``n_init`` restarts) on the
+  L2-normalised features (spherical geometry, the one the kNN graph uses).
+- :class:`SpectralClusteringBaseline`: normalized spectral clustering of the symmetrised cosine
+  kNN graph (scikit-learn, ``affinity="precomputed_nearest_neighbors"``).
+- :class:`SCANClustering`: SCAN's loss (Van Gansbeke et al. 2020, eq. 2):
+  -mean log <Phi(x), Phi(x')> - lambda H(mean Phi), lambda = 5, x' a kNN neighbour (or view).
+- :class:`TEMIClustering`: TEMI's loss (Adaloglou et al. 2023, eq. 8-9): for pairs (x, x'),
+  -w(x, x') log sum_k (q_s(k|x) q_t(k|x'))^beta / p~(k), w = sum_k q_t(k|x) q_t(k|x'),
+  beta = 0.6, q_t from an EMA teacher, p~ an EMA of the teacher's marginal; symmetrised.
+- :class:`PlainIConClustering`: the I-Con clusterer without debiasing or walks (alpha = 0,
+  kNN p only): mutual-information clustering, Theorem 7.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator, ClusterMixin
+from torch import Tensor
+
+from .. import _validation as V
+from ..neighbors import knn
+from .clustering import HeadClusterer, IConClustering, check_features, normalize_features
+
+_EPS = 1e-8
+
+
+class _Classic(ClusterMixin, BaseEstimator):
+    def _check(self, X) -> np.ndarray:
+        X = check_features(X)
+        V.check_int(self.n_clusters, "n_clusters", 2)
+        if X.shape[0] < self.n_clusters:
+            raise ValueError(f"fewer points than clusters: n={X.shape[0]} < n_clusters={self.n_clusters}")
+        return X
+
+    def fit_predict(self, X, y=None, views=None) -> np.ndarray:
+        return self.fit(X).labels_
+
+
+class KMeansClustering(_Classic):
+    """k-means on L2-normalised features (``normalize=None`` for the raw ones)."""
+
+    def __init__(self, n_clusters: int = 10, n_init: int = 10, normalize: str | None = "l2", random_state=None):
+        self.n_clusters, self.n_init, self.normalize, self.random_state = n_clusters, n_init, normalize, random_state
+
+    def fit(self, X, y=None, views=None):
+        from sklearn.cluster import KMeans
+
+        t0 = time.perf_counter()
+        Xn, self.norm_stats_ = normalize_features(self._check(X), self.normalize)
+        self.model_ = KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state).fit(Xn)
+        self.labels_ = self.model_.labels_
+        self.fit_time_ = time.perf_counter() - t0
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        return self.model_.predict(normalize_features(check_features(X), self.normalize, self.norm_stats_)[0])
+
+
+class SpectralClusteringBaseline(_Classic):
+    """Spectral clustering (Shi & Malik) of the symmetrised cosine kNN graph."""
+
+    def __init__(self, n_clusters: int = 10, n_neighbors: int = 10, random_state=None):
+        self.n_clusters, self.n_neighbors, self.random_state = n_clusters, n_neighbors, random_state
+
+    def fit(self, X, y=None, views=None):
+        from sklearn.cluster import SpectralClustering
+
+        t0 = time.perf_counter()
+        X = self._check(X)
+        n = X.shape[0]
+        V.check_int(self.n_neighbors, "n_neighbors", 1, n - 1)
+        _, idx = knn(X, self.n_neighbors, metric="cosine")
+        A = sp.csr_matrix((np.ones(idx.size), (np.repeat(np.arange(n), idx.shape[1]), idx.ravel())), shape=(n, n))
+        A = ((A + A.T) > 0).astype(np.float64)
+        model = SpectralClustering(self.n_clusters, affinity="precomputed", assign_labels="cluster_qr",
+                                   random_state=self.random_state)
+        self.labels_ = model.fit_predict(A)
+        self.fit_time_ = time.perf_counter() - t0
+        return self
+
+
+class SCANClustering(HeadClusterer):
+    """SCAN's clustering step on frozen features: neighbour consistency + entropy (weight 5)."""
+
+    def __init__(self, n_clusters: int = 10, n_neighbors: int = 3, entropy_weight: float = 5.0, n_heads: int = 5,
+                 hidden: int = 0, epochs: int = 20, batch_size: int = 256, neighbors_per_anchor: int = 2,
+                 lr: float = 1e-2, weight_decay: float = 0.0, normalize: str | None = "standard", device="auto",
+                 random_state: int | None = None, verbose: bool = False):
+        self.n_clusters, self.n_neighbors, self.entropy_weight = n_clusters, n_neighbors, entropy_weight
+        self.n_heads, self.hidden, self.epochs, self.batch_size = n_heads, hidden, epochs, batch_size
+        self.neighbors_per_anchor, self.lr, self.weight_decay = neighbors_per_anchor, lr, weight_decay
+        self.normalize, self.device, self.random_state, self.verbose = normalize, device, random_state, verbose
+
+    walks, binarize_walks, ema_decay = 0, False, None
+
+    def _head_losses(self, probs: Tensor, probs_t, batch) -> Tensor:
+        B = batch.partners.shape[0]
+        anchor = probs[:, :B]  # H x B x C
+        partner = probs[:, batch.partners]  # H x B x m x C
+        consistency = -(anchor[:, :, None, :] * partner).sum(-1).clamp_min(_EPS).log().mean((1, 2))
+        mean = anchor.mean(1)
+        entropy = -(mean * mean.clamp_min(_EPS).log()).sum(-1)
+        return consistency - self.entropy_weight * entropy
+
+
+class TEMIClustering(HeadClusterer):
+    """TEMI (weighted PMI^beta with an EMA teacher) on frozen features."""
+
+    _uses_teacher = True
+
+    def __init__(self, n_clusters: int = 10, n_neighbors: int = 3, beta: float = 0.6, ema_decay: float = 0.99,
+                 marginal_momentum: float = 0.9, student_temperature: float = 0.1, teacher_temperature: float = 0.04,
+                 n_heads: int = 5, hidden: int = 0, epochs: int = 20, batch_size: int = 256,
+                 neighbors_per_anchor: int = 2, lr: float = 1e-2, weight_decay: float = 0.0,
+                 normalize: str | None = "standard", device="auto", random_state: int | None = None, verbose: bool = False):
+        self.n_clusters, self.n_neighbors, self.beta, self.ema_decay = n_clusters, n_neighbors, beta, ema_decay
+        self.marginal_momentum = marginal_momentum
+        self.student_temperature, self.teacher_temperature = student_temperature, teacher_temperature
+        self.n_heads, self.hidden, self.epochs, self.batch_size = n_heads, hidden, epochs, batch_size
+        self.neighbors_per_anchor, self.lr, self.weight_decay = neighbors_per_anchor, lr, weight_decay
+        self.normalize, self.device, self.random_state, self.verbose = normalize, device, random_state, verbose
+
+    walks, binarize_walks = 0, False
+
+    def _check_params(self, n: int) -> None:
+        super()._check_params(n)
+        V.check_positive(self.beta, "beta")
+        V.check_alpha(self.marginal_momentum, "marginal_momentum")
+        V.check_positive(self.student_temperature, "student_temperature")
+        V.check_positive(self.teacher_temperature, "teacher_temperature")
+
+    def _init_state(self, device) -> None:
+        self._marginal = torch.full((self.n_heads, 1, self.n_clusters), 1.0 / self.n_clusters, device=device)
+
+    def _assign(self, logits: Tensor, teacher: bool) -> Tensor:
+        t = self.teacher_temperature if teacher else self.student_temperature
+        return torch.softmax(logits / t, dim=-1)
+
+    def _pmi(self, qs: Tensor, qt: Tensor) -> Tensor:
+        """-w log sum_k (q_s q_t)^beta / p~ for aligned pairs (H x P x C) -> (H,)."""
+        w = (qt[0] * qt[1]).sum(-1)  # teacher agreement weight, no gradient (teacher)
+        inner = ((qs * qt[1]).clamp_min(_EPS) ** self.beta / self._marginal).sum(-1)
+        return -(w * inner.log()).mean(-1)
+
+    def _head_losses(self, probs: Tensor, probs_t: Tensor, batch) -> Tensor:
+        B = batch.partners.shape[0]
+        m = batch.partners.shape[1]
+        a_rows = torch.arange(B, device=probs.device).repeat_interleave(m)
+        p_rows = batch.partners.reshape(-1)
+        s_a, s_p = probs[:, a_rows], probs[:, p_rows]
+        t_a, t_p = probs_t[:, a_rows], probs_t[:, p_rows]
+        loss = 0.5 * (self._pmi(s_a, (t_a, t_p)) + self._pmi(s_p, (t_p, t_a)))
+        with torch.no_grad():
+            batch_marginal = probs_t[:, :B].mean(1, keepdim=True)
+            m = self.marginal_momentum
+            self._marginal = m * self._marginal + (1 - m) * batch_marginal  # new tensor: the old one is in the graph
+        return loss
+
+
+class PlainIConClustering(IConClustering):
+    """I-Con clustering without debiasing or walks: p uniform over the k = 3 nearest neighbours,
+    q the shared cluster likelihood (mutual-information clustering, Theorem 7)."""
+
+    def __init__(self, n_clusters: int = 10, n_neighbors: int = 3, walks: int = 0, binarize_walks: bool = False,
+                 alpha_p: float = 0.0, alpha_q: float = 0.0, ema_decay: float | None = None, n_heads: int = 5,
+                 hidden: int = 0, epochs: int = 20, batch_size: int = 256, neighbors_per_anchor: int = 2,
+                 lr: float = 1e-2, weight_decay: float = 0.0, normalize: str | None = "standard", device="auto",
+                 random_state: int | None = None, verbose: bool = False):
+        super().__init__(n_clusters, n_neighbors, walks, binarize_walks, alpha_p, alpha_q, ema_decay, n_heads, hidden,
+                         epochs, batch_size, neighbors_per_anchor, lr, weight_decay, normalize, device, random_state,
+                         verbose)
+
+
+BASELINES = {
+    "k-means": KMeansClustering,
+    "spectral": SpectralClusteringBaseline,
+    "SCAN": SCANClustering,
+    "TEMI": TEMIClustering,
+    "I-Con (plain)": PlainIConClustering,
+}

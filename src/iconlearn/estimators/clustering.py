@@ -1,0 +1,361 @@
+"""I-Con clustering on frozen features (I-Con section 4), scikit-learn style.
+
+The recipe of the paper's Table 2 row "I-Con", section 3.3 and section 4:
+
+- supervisory p(j|i): uniform over the anchor's augmented views (when given) and its kNN
+  neighbours (cosine, k = 3) propagated by walks on the kNN graph (``walks=1``: P + P^2),
+  restricted to the batch and debiased with ``alpha_p`` (eq. 3.3.1);
+- learned q(j|i): the shared cluster likelihood of the head's soft assignments (Table 1,
+  k-means row), debiased with ``alpha_q``; optionally the columns' assignments come from an
+  EMA teacher;
+- several linear (or MLP) heads trained at once with Adam; the one with the lowest loss is kept
+  (no labels used); batches of anchors with sampled neighbours (and views).
+
+:class:`HeadClusterer` is the training harness shared with the baselines of
+:mod:`iconlearn.estimators.baselines` (SCAN, TEMI, plain I-Con): same features, same batches,
+same heads, same selection; a subclass only defines its loss on a batch.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator, ClusterMixin
+from torch import Tensor
+
+from .. import _validation as V
+from ..losses import IConClusteringLoss
+from ..neighbors import knn
+from ..nn.ema import EMA
+from ..nn.heads import MultiHead
+from ..supervisory.graph import knn_matrix, restrict_to_batch, walk_matrix
+from ..supervisory.pairs import same_group_targets
+from ..supervisory.transforms import mix
+
+
+def resolve_device(device) -> torch.device:
+    """``"auto"``: CUDA when available, else CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or a torch.device, got {device!r}") from None
+
+
+def check_features(X, name: str = "X") -> np.ndarray:
+    """A finite float32 (N x D) numpy array from an array-like or tensor."""
+    if isinstance(X, Tensor):
+        X = X.detach().cpu().numpy()
+    try:
+        X = np.asarray(X)
+    except Exception as e:  # ragged lists and the like
+        raise ValueError(f"{name} must be a 2-D numeric array (N x D): {e}") from None
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (N x D), got shape {X.shape}")
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+        raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {X.shape})")
+    X = X.astype(np.float32, copy=False)
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name} contains NaN or Inf values; clean the features first")
+    return X
+
+
+def normalize_features(X: np.ndarray, how: str | None, stats: dict | None = None) -> tuple[np.ndarray, dict]:
+    """``"l2"`` (unit rows), ``"center-l2"`` (subtract the mean, then unit rows), ``"standard"``
+    (zero mean, unit variance per column) or ``None``. ``stats`` from a fit are reused at predict."""
+    stats = {} if stats is None else stats
+    if how in (None, "none"):
+        return X, stats
+    if how in ("center-l2", "standard"):
+        mean = stats.setdefault("mean", X.mean(0))
+        X = X - mean
+    if how == "standard":
+        std = stats.setdefault("std", X.std(0) + 1e-6)
+        return X / std, stats
+    if how in ("l2", "center-l2"):
+        return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12), stats
+    raise ValueError(f"normalize must be 'l2', 'center-l2', 'standard' or None, got {how!r}")
+
+
+@dataclass
+class Batch:
+    """One training batch: rows = B anchors, then their sampled neighbours, then views of anchors.
+
+    ``ids`` (R,) dataset index of each row; ``x`` (R x D) features; ``partners`` (B x m) rows of
+    each anchor's positives (neighbours and views), the pairs SCAN/TEMI use; ``p`` the I-Con
+    target from the B anchors to the R rows (None unless the method asks for it). The loss is
+    taken over the anchors' rows only: B x R, not R x R.
+    """
+
+    ids: np.ndarray
+    x: Tensor
+    partners: Tensor
+    p: object = None
+
+
+def sample_rows(W: sp.csr_matrix, rows: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+    """m column indices per row, drawn from the row-stochastic sparse rows of W (B x m)."""
+    indptr, start = W.indptr, W.indptr[rows]
+    count = indptr[rows + 1] - start
+    if (count == 0).any():
+        raise ValueError("a point has no neighbours in the kNN graph")
+    # cumulative probabilities within each row, searched per draw
+    cum = np.cumsum(W.data)
+    base = np.where(start > 0, cum[np.maximum(start - 1, 0)], 0.0)
+    total = cum[indptr[rows + 1] - 1] - base
+    u = base[:, None] + rng.random((len(rows), m)) * total[:, None]
+    pos = np.searchsorted(cum, u, side="right")
+    pos = np.clip(pos, start[:, None], (start + count - 1)[:, None])
+    return W.indices[pos]
+
+
+class HeadClusterer(ClusterMixin, BaseEstimator):
+    """Shared harness: multi-head training on frozen features with kNN-neighbour batches.
+
+    Subclasses set ``_needs_target`` and implement :meth:`_head_losses` returning (H,) losses.
+    """
+
+    _needs_target = False
+    _uses_teacher = False
+
+    def _check_params(self, n: int) -> None:
+        V.check_int(self.n_clusters, "n_clusters", 2)
+        if n < self.n_clusters:
+            raise ValueError(f"fewer points than clusters: n={n} < n_clusters={self.n_clusters}")
+        V.check_int(self.n_neighbors, "n_neighbors", 0)
+        if self.n_neighbors >= n:
+            raise ValueError(f"n_neighbors must be smaller than the number of points: k={self.n_neighbors}, n={n}")
+        V.check_int(self.walks, "walks", 0)
+        V.check_int(self.n_heads, "n_heads", 1)
+        V.check_int(self.hidden, "hidden", 0)
+        V.check_int(self.epochs, "epochs", 1)
+        V.check_int(self.batch_size, "batch_size", 2)
+        V.check_int(self.neighbors_per_anchor, "neighbors_per_anchor", 0)
+        V.check_positive(self.lr, "lr")
+        if self.ema_decay is not None and not 0.0 <= float(self.ema_decay) < 1.0:
+            raise ValueError(f"ema_decay must be None or lie in [0, 1), got {self.ema_decay!r}")
+        if self.n_neighbors == 0 and not self._has_views:
+            raise ValueError("no positives: n_neighbors=0 needs augmented views (fit(X, views=...))")
+
+    # ------------------------------------------------------------------ data
+    def _prepare(self, X, views):
+        X = check_features(X)
+        n = X.shape[0]
+        self._has_views = views is not None
+        if views is not None:
+            views = np.asarray(views.detach().cpu() if isinstance(views, Tensor) else views)
+            if views.ndim == 2:
+                views = views[None]
+            if views.ndim != 3 or views.shape[1:] != X.shape:
+                raise ValueError(f"views must be (n_views x N x D) matching X {X.shape}, got shape {views.shape}")
+            views = check_features(views.reshape(-1, X.shape[1]), "views").reshape(views.shape)
+        self._check_params(n)
+        Xn, self.norm_stats_ = normalize_features(X, self.normalize)
+        Vn = None if views is None else np.stack([normalize_features(v, self.normalize, self.norm_stats_)[0] for v in views])
+        W = None
+        if self.n_neighbors > 0:
+            _, idx = knn(X, self.n_neighbors, metric="cosine")
+            self.neighbors_ = idx
+            W = walk_matrix(knn_matrix(idx, n), steps=1 + self.walks, binarize=self.binarize_walks)
+        self.graph_ = W
+        return Xn, Vn, W
+
+    def _batches(self, n: int, W, n_views: int, rng: np.random.Generator):
+        b = min(self.batch_size, n)
+        perm = rng.permutation(n)
+        for s in range(0, n - b + 1 if n >= b else 1, b):
+            anchors = perm[s:s + b]
+            nbrs = sample_rows(W, anchors, self.neighbors_per_anchor, rng) if (W is not None and self.neighbors_per_anchor) else None
+            yield anchors, nbrs, rng.integers(0, n_views, size=(len(anchors), min(2, n_views))) if n_views else None
+
+    def _make_batch(self, X: Tensor, Vw: Tensor | None, W, anchors, nbrs, view_ids) -> Batch:
+        B = len(anchors)
+        parts_ids, parts_x = [anchors], [X[torch.as_tensor(anchors, device=X.device)]]
+        partners = []
+        row = B
+        if nbrs is not None:
+            m = nbrs.shape[1]
+            parts_ids.append(nbrs.T.ravel())
+            parts_x.append(X[torch.as_tensor(nbrs.T.ravel(), device=X.device)])
+            partners.append(row + np.arange(m)[None, :] * B + np.arange(B)[:, None])
+            row += m * B
+        if view_ids is not None:
+            v = view_ids.shape[1]
+            a_t = torch.as_tensor(anchors, device=X.device)
+            for j in range(v):
+                parts_ids.append(anchors)
+                parts_x.append(Vw[torch.as_tensor(view_ids[:, j], device=X.device), a_t])
+            partners.append(row + np.arange(v)[None, :] * B + np.arange(B)[:, None])
+        ids = np.concatenate(parts_ids)
+        partners_t = torch.as_tensor(np.concatenate(partners, 1) if partners else np.zeros((B, 0), np.int64),
+                                     device=X.device)
+        batch = Batch(ids, torch.cat(parts_x), partners_t)
+        if self._needs_target:
+            batch.p = self._target(ids, B, W, X.device)
+        return batch
+
+    def _target(self, ids: np.ndarray, n_anchors: int, W, device):
+        """p from each anchor (the first ``n_anchors`` rows) to the batch's rows: its augmented
+        views (same dataset id) and its kNN-walk neighbours present in the batch."""
+        dtype = torch.float32
+        parts, weights = [], []
+        if self._has_views:
+            ids_t = torch.as_tensor(ids, device=device)
+            own = torch.arange(n_anchors, device=device)
+            parts.append(same_group_targets(ids_t[:n_anchors], ids_t, self_columns=own, dtype=dtype))
+            weights.append(1.0)
+        if W is not None:
+            sr = restrict_to_batch(W, ids[:n_anchors], ids, device=device)
+            parts.append(type(sr)(sr.values.to(dtype), sr.indices))
+            weights.append(1.0)
+        return parts[0] if len(parts) == 1 else mix(parts, weights)
+
+    # ------------------------------------------------------------------ training
+    def fit(self, X, y=None, views=None):
+        """Train the heads on features X (N x D); ``views`` (n_views x N x D) are features of
+        augmented copies (optional). ``y`` is ignored (present for the scikit-learn API)."""
+        t0 = time.perf_counter()
+        Xn, Vn, W = self._prepare(X, views)
+        device = resolve_device(self.device)
+        seed = self.random_state if self.random_state is not None else np.random.SeedSequence().entropy % 2**31
+        rng = np.random.default_rng(seed)
+        gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        n, d = Xn.shape
+        Xt = torch.as_tensor(Xn, device=device)
+        Vt = None if Vn is None else torch.as_tensor(Vn, device=device)
+        heads = MultiHead(d, self.n_clusters, self.n_heads, self.hidden, generator=gen).to(device)
+        teacher = EMA(heads, float(self.ema_decay)) if (self.ema_decay is not None or self._uses_teacher) else None
+        opt = torch.optim.Adam(heads.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        step_every = max(1, self.epochs // 3)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step_every, gamma=0.5)
+        self._init_state(device)
+        from tqdm.auto import tqdm
+
+        history = []
+        running = torch.zeros(self.n_heads, device=device)
+        bar = tqdm(range(self.epochs), desc=type(self).__name__, disable=not self.verbose, unit="epoch")
+        for epoch in bar:
+            running.zero_()
+            n_batches = 0
+            for anchors, nbrs, view_ids in self._batches(n, W, 0 if Vn is None else Vn.shape[0], rng):
+                batch = self._make_batch(Xt, Vt, W, anchors, nbrs, view_ids)
+                probs = self._assign(heads(batch.x), teacher=False)
+                probs_t = self._assign(teacher(batch.x), teacher=True) if teacher is not None else None
+                losses = self._head_losses(probs, probs_t, batch)
+                opt.zero_grad(set_to_none=True)
+                losses.sum().backward()
+                opt.step()
+                if teacher is not None:
+                    teacher.update(heads)
+                running += losses.detach()
+                n_batches += 1
+            sched.step()
+            epoch_loss = (running / max(n_batches, 1)).cpu().numpy()
+            history.append(epoch_loss)
+            bar.set_postfix(loss=float(epoch_loss.min()))
+        self.head_losses_ = history[-1]
+        self.best_head_ = int(np.argmin(self.head_losses_))
+        self.loss_history_ = np.array(history)
+        self.heads_ = heads.eval()
+        self.device_ = device
+        self.n_features_in_ = d
+        self.labels_ = self.predict(X)
+        self.fit_time_ = time.perf_counter() - t0
+        return self
+
+    def _init_state(self, device) -> None:
+        pass
+
+    def _assign(self, logits: Tensor, teacher: bool) -> Tensor:
+        """Soft assignments from logits (subclasses may use temperatures)."""
+        return torch.softmax(logits, dim=-1)
+
+    def _head_losses(self, probs: Tensor, probs_t: Tensor | None, batch: Batch) -> Tensor:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def predict_proba(self, X) -> np.ndarray:
+        """Soft cluster assignments (N x n_clusters) of the selected head."""
+        if not hasattr(self, "heads_"):
+            raise ValueError(f"this {type(self).__name__} is not fitted yet; call fit first")
+        X = check_features(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but the model was fitted on {self.n_features_in_}")
+        Xn, _ = normalize_features(X, self.normalize, self.norm_stats_)
+        out = []
+        for s in range(0, len(Xn), 8192):
+            xb = torch.as_tensor(Xn[s:s + 8192], device=self.device_)
+            out.append(self.heads_.probs(xb)[self.best_head_].float().cpu())
+        return torch.cat(out).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        return self.predict_proba(X).argmax(1)
+
+    def fit_predict(self, X, y=None, views=None) -> np.ndarray:
+        return self.fit(X, views=views).labels_
+
+
+class IConClustering(HeadClusterer):
+    """I-Con clustering (section 4): p from kNN walks (+ augmentations), q the shared cluster
+    likelihood, both debiased; several heads, the lowest-loss one kept.
+
+    Args:
+        n_clusters: number of clusters (>= 2).
+        n_neighbors: k of the cosine kNN graph (paper: 3); 0 uses augmented views only.
+        walks: extra walk steps on the kNN graph: 0 gives p = P, 1 gives P + P^2 (paper: 1).
+        binarize_walks: uniform over the reachable points instead of the walk counts.
+        alpha_p, alpha_q: debiasing weights on p and on q (paper recommends 0.6-0.8).
+        ema_decay: None, or the decay of an EMA teacher whose assignments form q's columns.
+        n_heads: heads trained at once; hidden: 0 for linear heads, else the MLP width.
+        epochs, batch_size (anchors per batch), neighbors_per_anchor (sampled from the walk
+        graph and added to the batch), lr (Adam, halved every third of the epochs), weight_decay.
+        normalize: feature preprocessing ('l2', 'center-l2', 'standard', None).
+        device: 'auto', 'cpu' or 'cuda'. random_state: seed. verbose: progress bar.
+
+    Fitted attributes: ``labels_``, ``best_head_``, ``head_losses_``, ``loss_history_``,
+    ``neighbors_`` (N x k kNN indices), ``fit_time_`` (seconds).
+    """
+
+    _needs_target = True
+
+    def __init__(self, n_clusters: int = 10, n_neighbors: int = 3, walks: int = 1, binarize_walks: bool = False,
+                 alpha_p: float = 0.6, alpha_q: float = 0.6, ema_decay: float | None = None, n_heads: int = 5,
+                 hidden: int = 0, epochs: int = 20, batch_size: int = 256, neighbors_per_anchor: int = 2,
+                 lr: float = 1e-2, weight_decay: float = 0.0, normalize: str | None = "standard", device="auto",
+                 random_state: int | None = None, verbose: bool = False):
+        self.n_clusters = n_clusters
+        self.n_neighbors = n_neighbors
+        self.walks = walks
+        self.binarize_walks = binarize_walks
+        self.alpha_p = alpha_p
+        self.alpha_q = alpha_q
+        self.ema_decay = ema_decay
+        self.n_heads = n_heads
+        self.hidden = hidden
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.neighbors_per_anchor = neighbors_per_anchor
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.normalize = normalize
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _check_params(self, n: int) -> None:
+        super()._check_params(n)
+        self._loss = IConClusteringLoss(self.alpha_p, self.alpha_q)
+
+    def _head_losses(self, probs, probs_t, batch) -> Tensor:
+        B = batch.partners.shape[0]
+        cols = probs if probs_t is None else probs_t
+        return torch.stack([self._loss(probs[h, :B], target=batch.p, probs_ref=cols[h])
+                            for h in range(probs.shape[0])])
