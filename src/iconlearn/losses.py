@@ -580,7 +580,9 @@ class IConClusteringLoss(nn.Module):
             raise ValueError("pass exactly one of groups (positive ids per row) or target (a prepared p)")
         if probs_ref is not None:
             _check_assignments(probs_ref, "probs_ref")
-            V.check_same_shape(probs, probs_ref, "probs", "probs_ref")
+            if probs_ref.shape[1] != probs.shape[1] or probs_ref.shape[0] < probs.shape[0]:  # anchors = first rows
+                raise ValueError(f"probs_ref must have probs' {probs.shape[1]} clusters and at least its {probs.shape[0]}"
+                                 f" rows (the anchors first, then other columns), got shape {tuple(probs_ref.shape)}")
         cols, offset = _gathered(probs if probs_ref is None else probs_ref, self.gather_distributed)
         own = torch.arange(probs.shape[0], device=probs.device) + offset if self.exclude_self else None
         if target is None:
