@@ -235,7 +235,9 @@ class GradientFlowResult:
               "| flow | lr | between/within at start | at loss level | at end | MMD^2 to uniform at end | loss at end | "
               "gradient coherence at end |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in self.runs:
-            L.append(f"| {r.name} | {r.lr:g} | {r.ratio[0]:.3f} | {ratio_at_loss(r, self.level):.3f} | {r.ratio[-1]:.3f} | "
+            at = ratio_at_loss(r, self.level)
+            at = f"{at:.3f}" if math.isfinite(at) else "n/a (starts below)"
+            L.append(f"| {r.name} | {r.lr:g} | {r.ratio[0]:.3f} | {at} | {r.ratio[-1]:.3f} | "
                      f"{r.mmd[-1]:.2e} | {r.loss[-1]:.5f} | {r.coherence[-1]:.3f} |")
         return "\n".join(L) + "\n"
 
