@@ -76,7 +76,7 @@ def cluster_log_q(phi: Tensor, phi_ref: Tensor | None = None, degrees: Tensor | 
         rest = (q.sum(1, keepdim=True) - q.gather(1, own)).clamp_min(_TINY)
         if alpha == 0:
             return (q.clamp_min(_TINY).log() - rest.log()).scatter(1, own, float("-inf"))
-        q = q * ((1.0 - alpha) / rest) + alpha / (q.shape[1] - 1)  # >= alpha / N > 0: no clamp needed
+        q = q * ((1.0 - alpha) / rest) + alpha / max(q.shape[1] - 1, 1)  # >= alpha / N > 0: no clamp needed
         return q.log().scatter(1, own, float("-inf"))
     log_q = q.clamp_min(_TINY).log()
     mask = candidate_mask(exclude, tuple(log_q.shape), log_q.device)
