@@ -37,7 +37,6 @@ from datetime import datetime, timezone
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from iconlearn.core import SparseRows
 from iconlearn.losses import IConClusteringLoss, InfoNCE

@@ -1,6 +1,5 @@
 """Bad input is rejected with a ValueError that says what was wrong; random shapes and values
 (hypothesis) never crash otherwise and never give NaN."""
-import math
 
 import numpy as np
 import pytest

@@ -44,7 +44,6 @@ from .learned import (
     cluster_log_q,
     compute_dtype,
     normalize,
-    smooth_log_q,
     sq_distances,
 )
 from .supervisory import augmentation_targets, cross_modal_targets, debias, gaussian_targets, has_positive
