@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from .. import _validation as V
 from ._common import check_tau, tangent
-from .ntk import CalderLeeNet
+from .ntk import CalderLeeNet, make_mlp
 from .ntxent import invariant_ntxent
 
 __all__ = ["four_cluster_data", "between_within_ratio", "mmd_to_uniform", "velocity_coherence", "FlowRun",
@@ -96,17 +96,6 @@ def velocity_coherence(v: Tensor | np.ndarray, labels) -> float:
         vc = v[labels == c]
         vals.append(float(vc.mean(0).norm() / vc.norm(dim=1).mean().clamp_min(1e-300)))
     return float(np.mean(vals))
-
-
-def make_mlp(in_dim: int, out_dim: int, hidden: int = 64, layers: int = 4, seed: int = 0) -> nn.Module:
-    """A fully connected tanh network with ``layers`` linear layers (Figure 6 uses 4), float64."""
-    torch.manual_seed(seed)
-    mods, w = [], in_dim
-    for _ in range(layers - 1):
-        mods += [nn.Linear(w, hidden), nn.Tanh()]
-        w = hidden
-    mods.append(nn.Linear(w, out_dim))
-    return nn.Sequential(*mods).double()
 
 
 @dataclass

@@ -30,7 +30,7 @@ from ._common import check_tau
 from .ntxent import invariant_ntxent
 
 __all__ = ["CalderLeeNet", "empirical_ntk", "closed_form_ntk", "infinite_width_ntk", "ntk_step_prediction",
-           "clustered_points", "cluster_velocities", "NTKResult", "ntk_analysis"]
+           "clustered_points", "cluster_velocities", "NTKResult", "ntk_analysis", "make_mlp"]
 
 _ACTIVATIONS = {
     "relu": (torch.relu, lambda s: (s > 0).to(s.dtype)),
@@ -277,14 +277,22 @@ class NTKResult:
         return "\n".join(L) + "\n"
 
 
-def _mlp(in_dim, out_dim, hidden=32, layers=4, gen=None):
-    torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+def make_mlp(in_dim: int, out_dim: int, hidden: int = 64, layers: int = 4, seed: int = 0) -> nn.Module:
+    """A fully connected tanh network with ``layers`` linear layers (Figure 6 uses 4), float64."""
+    gen = torch.Generator().manual_seed(seed)
     mods, w = [], in_dim
     for _ in range(layers - 1):
         mods += [nn.Linear(w, hidden), nn.Tanh()]
         w = hidden
     mods.append(nn.Linear(w, out_dim))
-    return nn.Sequential(*mods).double()
+    net = nn.Sequential(*mods).double()
+    with torch.no_grad():     # default PyTorch init, drawn from a local generator (no global seeding)
+        for m in net:
+            if isinstance(m, nn.Linear):
+                bound = 1.0 / math.sqrt(m.in_features)
+                m.weight.copy_((torch.rand(m.weight.shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound)
+                m.bias.copy_((torch.rand(m.bias.shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound)
+    return net
 
 
 def ntk_analysis(n: int = 16, in_dim: int = 3, out_dim: int = 2, widths=(4, 16, 64, 256, 1024, 4096),
@@ -300,7 +308,7 @@ def ntk_analysis(n: int = 16, in_dim: int = 3, out_dim: int = 2, widths=(4, 16, 
     for act in ("relu", "tanh", "softplus"):
         net = CalderLeeNet(in_dim, out_dim, 32, act, generator=gen)
         res.closed_form_error[act] = float((empirical_ntk(net, X, out_dim) - closed_form_ntk(net, X)).abs().max())
-    res.mlp_ntk_shape = tuple(empirical_ntk(_mlp(in_dim, out_dim, gen=gen), X, out_dim).shape)
+    res.mlp_ntk_shape = tuple(empirical_ntk(make_mlp(in_dim, out_dim, 32, seed=seed), X, out_dim).shape)
     net = CalderLeeNet(in_dim, out_dim, 64, "tanh", generator=gen)
     for lr in (1e-2, 1e-3, 1e-4):
         res.step_rel_error[lr] = ntk_step_prediction(net, X, lambda z: invariant_ntxent(z, tau), lr)[0]

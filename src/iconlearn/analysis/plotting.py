@@ -165,7 +165,8 @@ def plot_spectral(res, path=None):
         ax[1].bar(x, [r.nmi for r in rows], 0.4, label=f"{g[:24]} (spectral: {res.baselines[g]['spectral_nmi']:.2f})")
     names = [r.kernel for r in res.rows if r.graph == graphs[0]]
     for a, t in zip(ax[:2], ("mean principal angle to eigenvectors 2..k (deg)", "NMI of k-means on Z")):
-        a.set_xticks(np.arange(len(names)) + 0.2, [n.replace(" ", "\n", 1) for n in names], fontsize=6)
+        a.set_xticks(np.arange(len(names)) + 0.2, [n.replace(": ", "\n").replace(" (", "\n(") for n in names],
+                     fontsize=6)
         a.set_title(t, fontsize=8)
         a.legend(fontsize=6)
     for a, (g, (Z, y, U)) in zip(ax[2:], res.embeddings.items()):
