@@ -136,6 +136,18 @@ def test_network_keeps_clusters_that_vanilla_descent_spreads_out():
     assert set(net.snapshots) == {0, 120}
 
 
+def test_theorem_4_2_descent_through_a_network_breaks_invariance():
+    res = gf.gradient_flows(dim=2, init="network", n_per=8, iters=40, flows=("vanilla", "eq18-invariant"))
+    vanilla, inv_net = res.runs
+    net = gf._invariant_net(2, 8, 0)
+    X, _ = gf.four_cluster_data(4, 2)
+    Xc = X.clone()
+    Xc[:, 1:] = 0
+    assert torch.equal(net(X), net(Xc))                       # eq. 17: the start is invariant
+    assert vanilla.defect[-1] == 0.0 and inv_net.defect[0] == 0.0
+    assert inv_net.defect[-1] > 1e-4                           # ... and gradient descent on w breaks it
+
+
 def test_worst_case_start_network_grows_clusters_vanilla_does_not():
     res = gf.gradient_flows(dim=2, init="worst-case", n_per=10, iters=150, flows=("vanilla", "eq18"))
     vanilla, net = res.runs

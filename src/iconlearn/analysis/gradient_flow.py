@@ -107,7 +107,15 @@ class FlowRun:
     mmd: list = field(default_factory=list)
     loss: list = field(default_factory=list)
     coherence: list = field(default_factory=list)
+    defect: list = field(default_factory=list)      # Theorem 4.2: max_i ||f(w, x_i) - f(w, P x_i)||
     snapshots: dict = field(default_factory=dict)   # iteration -> (z, -grad_z L) as numpy arrays
+
+
+def _invariant_net(dim: int, width: int, seed: int) -> CalderLeeNet:
+    net = CalderLeeNet(dim, dim, width, "tanh", generator=torch.Generator().manual_seed(seed + 1))
+    with torch.no_grad():
+        net.B[:, 1:] = 0.0        # f(w0, x) = A^T tanh(B x) depends on x^1 only: invariant to the noise
+    return net
 
 
 def four_point_loss(dim: int, tau: float) -> float:
@@ -140,12 +148,14 @@ def _embedding_and_grad(z_raw: Tensor, tau: float) -> tuple[Tensor, Tensor, Tens
 
 
 def run_flow(X: Tensor, labels: Tensor, z0: Tensor, model: nn.Module | None, tau: float, iters: int, lr: float,
-             record=(), snapshots=(), name: str = "") -> FlowRun:
+             record=(), snapshots=(), name: str = "", X_clean: Tensor | None = None) -> FlowRun:
     """Gradient descent on the invariant NT-Xent from the start embedding z0 (n x d).
 
     ``model=None``: free points (eq. 14); otherwise the weights of ``model`` (eq. 15) through
     z(w) = z0 + model(X) - model_w0(X). ``record``/``snapshots``: iterations at which the numbers /
-    the embedding and its negative gradient are kept.
+    the embedding and its negative gradient are kept. ``X_clean``: the points with their noise
+    removed (P x_i); the run then records the invariance defect max_i ||f(w, x_i) - f(w, P x_i)||
+    (Theorem 4.2; 0 for the free points, which give x_i and P x_i one shared embedding).
     """
     tau = check_tau(tau)
     iters = V.check_int(iters, "iters", low=0)
@@ -164,10 +174,15 @@ def run_flow(X: Tensor, labels: Tensor, z0: Tensor, model: nn.Module | None, tau
                              f"but the embedding dimension is {z0.shape[1]}")
         params = [p for p in model.parameters() if p.requires_grad]
         embed = lambda: z0 + model(X) - g0  # noqa: E731
+        if X_clean is not None:
+            with torch.no_grad():
+                g0c = model(X_clean)
+            defect = lambda: float(((model(X) - g0) - (model(X_clean) - g0c)).norm(dim=1).max())  # noqa: E731
     else:
         u = z0.detach().clone().requires_grad_(True)
         params = [u]
         embed = lambda: u  # noqa: E731
+        defect = lambda: 0.0  # noqa: E731
     opt = torch.optim.SGD(params, lr=lr)
     run = FlowRun(name, lr)
     record, snapshots = set(record) | {0, iters}, set(snapshots)
@@ -181,6 +196,9 @@ def run_flow(X: Tensor, labels: Tensor, z0: Tensor, model: nn.Module | None, tau
                 run.mmd.append(mmd_to_uniform(z))
                 run.loss.append(float(loss))
                 run.coherence.append(velocity_coherence(v, labels))
+                if X_clean is not None:
+                    with torch.no_grad():
+                        run.defect.append(defect())
             if it in snapshots:
                 run.snapshots[it] = (z.numpy(), v.numpy())
         if it == iters:
@@ -222,26 +240,30 @@ class GradientFlowResult:
               f"{len(self.labels)} points. Loss of the symmetric four-point configuration (Theorem 3.2): "
               f"{self.plateau_loss:.5f}; ratios are compared where the loss first reaches {self.level:.5f}.", "",
               "| flow | lr | between/within at start | at loss level | at end | MMD^2 to uniform at end | loss at end | "
-              "gradient coherence at end |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "gradient coherence at end | invariance defect start -> end (Thm 4.2) |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in self.runs:
             at = ratio_at_loss(r, self.level)
             at = f"{at:.3f}" if math.isfinite(at) else "n/a (starts below)"
             L.append(f"| {r.name} | {r.lr:g} | {r.ratio[0]:.3f} | {at} | {r.ratio[-1]:.3f} | "
-                     f"{r.mmd[-1]:.2e} | {r.loss[-1]:.5f} | {r.coherence[-1]:.3f} |")
+                     f"{r.mmd[-1]:.2e} | {r.loss[-1]:.5f} | {r.coherence[-1]:.3f} | "
+                     + (f"{r.defect[0]:.2e} -> {r.defect[-1]:.2e} |" if r.defect else "- |"))
         return "\n".join(L) + "\n"
 
 
 def gradient_flows(dim: int = 2, init: str = "network", n_per: int = 25, delta: float = 0.1, tau: float = 0.2,
                    iters: int = 300, width: int = 64, lr_points: float = 5.0, lr_net: float = 0.5,
                    lr_mlp: float = 0.05, n_records: int = 30, snapshots=(0, 10, 30, 100, 300), seed: int = 0,
-                   flows=("vanilla", "eq18", "mlp4")) -> GradientFlowResult:
+                   flows=("vanilla", "eq18", "mlp4", "eq18-invariant")) -> GradientFlowResult:
     """Run the flows of Figures 5-6 from one start embedding.
 
     Args:
         dim: 2 (Figure 5) or 3 (Figure 6, lower half): data and embedding dimension.
         init: ``"network"`` (the eq. 18 network's own initial output) or ``"worst-case"`` (eq. 17).
         lr_points, lr_net, lr_mlp: step sizes of the vanilla flow (eq. 14) and of the networks (eq. 15).
-        flows: any of "vanilla", "eq18" (one hidden layer, eq. 18, tanh, width M), "mlp4" (4 layers).
+        flows: any of "vanilla", "eq18" (one hidden layer, eq. 18, tanh, width M), "mlp4" (4 layers),
+            "eq18-invariant" (eq. 18 with the weights on the noise coordinates zero at the start, so that
+            f(w0, x) = f(w0, P x) is invariant, eq. 17; Theorem 4.2: descent makes it lose the invariance).
     """
     if init not in ("network", "worst-case"):
         raise ValueError(f"init must be 'network' or 'worst-case', got {init!r}")
@@ -250,7 +272,9 @@ def gradient_flows(dim: int = 2, init: str = "network", n_per: int = 25, delta: 
     X, labels = four_cluster_data(n_per, dim, delta, seed)
     gen = torch.Generator().manual_seed(seed + 1)
     nets = {"eq18": lambda: CalderLeeNet(dim, dim, width, "tanh", generator=torch.Generator().manual_seed(seed + 1)),
-            "mlp4": lambda: make_mlp(dim, dim, seed=seed + 2)}
+            "mlp4": lambda: make_mlp(dim, dim, seed=seed + 2), "eq18-invariant": lambda: _invariant_net(dim, width, seed)}
+    X_clean = X.clone()
+    X_clean[:, 1:] = 0.0          # the manifold is the first axis; the noise orthogonal to it is the perturbation
     if init == "network":
         with torch.no_grad():
             z0 = nets["eq18"]()(X)
@@ -264,13 +288,15 @@ def gradient_flows(dim: int = 2, init: str = "network", n_per: int = 25, delta: 
     res.level = res.plateau_loss + 0.01
     for name in flows:
         if name == "vanilla":
-            res.runs.append(run_flow(X, labels, z0, None, tau, iters, lr_points, record, snaps, "vanilla (eq. 14)"))
+            res.runs.append(run_flow(X, labels, z0, None, tau, iters, lr_points, record, snaps, "vanilla (eq. 14)",
+                                     X_clean))
         elif name in nets:
-            lr = lr_net if name == "eq18" else lr_mlp
-            label = "network eq. 18 (M=%d)" % width if name == "eq18" else "4-layer MLP"
-            res.runs.append(run_flow(X, labels, z0, nets[name](), tau, iters, lr, record, snaps, label))
+            lr = lr_mlp if name == "mlp4" else lr_net
+            label = {"eq18": "network eq. 18 (M=%d)" % width, "mlp4": "4-layer MLP",
+                     "eq18-invariant": "eq. 18, invariant start (eq. 17)"}[name]
+            res.runs.append(run_flow(X, labels, z0, nets[name](), tau, iters, lr, record, snaps, label, X_clean))
         else:
-            raise ValueError(f"unknown flow {name!r}; use 'vanilla', 'eq18' or 'mlp4'")
+            raise ValueError(f"unknown flow {name!r}; use 'vanilla', 'eq18', 'eq18-invariant' or 'mlp4'")
     return res
 
 
