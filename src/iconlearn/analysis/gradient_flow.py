@@ -183,7 +183,6 @@ def run_flow(X: Tensor, labels: Tensor, z0: Tensor, model: nn.Module | None, tau
         params = [u]
         embed = lambda: u  # noqa: E731
         defect = lambda: 0.0  # noqa: E731
-    opt = torch.optim.SGD(params, lr=lr)
     run = FlowRun(name, lr)
     record, snapshots = set(record) | {0, iters}, set(snapshots)
     for it in range(iters + 1):
@@ -203,9 +202,10 @@ def run_flow(X: Tensor, labels: Tensor, z0: Tensor, model: nn.Module | None, tau
                 run.snapshots[it] = (z.numpy(), v.numpy())
         if it == iters:
             break
-        opt.zero_grad()
-        invariant_ntxent(z_raw, tau, sphere=True).backward()
-        opt.step()
+        grads = torch.autograd.grad(invariant_ntxent(z_raw, tau, sphere=True), params)
+        with torch.no_grad():     # plain gradient descent (eq. 14 / eq. 15); torch.optim's first step is slow to import
+            for p, g in zip(params, grads):
+                p -= lr * g
     return run
 
 
