@@ -23,6 +23,13 @@ def _plt():
     return plt
 
 
+def _umask_mode() -> int:
+    """0o666 minus the process umask: the mode a plain open() would give (mkstemp gives 0o600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def save_figure(fig, path) -> None:
     """Write the figure to ``path`` through a temporary file and os.replace (never a half-written PNG)."""
     path = os.fspath(path)
@@ -32,6 +39,7 @@ def save_figure(fig, path) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -71,6 +71,9 @@ def _write_text(path: str, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    from ..analysis.plotting import _umask_mode
+
+    os.chmod(tmp, _umask_mode())
     os.replace(tmp, path)
 
 
