@@ -1,6 +1,6 @@
 """Figures for the analyses: one ``plot_<analysis>(result, path=None)`` per result type.
 
-Each returns the matplotlib Figure and, with ``path``, writes it (PNG) atomically. matplotlib is
+Each returns the matplotlib Figure and, with ``path``, writes it (PNG) atomically and closes it. matplotlib is
 imported lazily with the non-interactive Agg backend.
 """
 from __future__ import annotations
@@ -47,8 +47,10 @@ def save_figure(fig, path) -> None:
 
 
 def _finish(fig, path):
+    """Save to ``path`` (and release the figure from pyplot's registry) or return it open."""
     if path is not None:
         save_figure(fig, path)
+        _plt().close(fig)
     return fig
 
 
