@@ -53,6 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--results", default="benchmarks/results/pretrain_cpu.jsonl")
     p.add_argument("--runs-dir", default="runs/bench_pretrain")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--probe-backend", default="sklearn", choices=["sklearn", "torch"],
+                   help="linear probe: scikit-learn or the same objective by torch L-BFGS (faster)")
     return p.parse_args(argv)
 
 
@@ -65,7 +67,7 @@ def config_for(args, method: dict, seed: int, out_dir: str | None) -> dict:
         "optim": {"name": "sgd", "lr": args.lr, "weight_decay": 1e-4, "warmup_steps": max(1, args.steps // 10)},
         "train": {"batch_size": args.batch_size, "max_steps": args.steps, "seed": seed, "device": args.device,
                   "out_dir": out_dir, "ckpt_every": 25, "log_every": 10, "threads": args.threads, "progress": False},
-        "eval": {"enabled": True, "knn_k": 20, "probe": True},
+        "eval": {"enabled": True, "knn_k": 20, "probe": True, "probe_backend": args.probe_backend},
     }
 
 
@@ -124,7 +126,7 @@ def main(argv=None):
                    "knn_acc": r.metrics["knn_acc"], "linear_acc": r.metrics["linear_acc"],
                    "final_loss": float(np.mean([h["loss"] for h in r.history[-3:]])),
                    "train_s": r.history[-1]["elapsed_s"], "wall_s": round(wall, 1), "device": args.device,
-                   "threads": args.threads, "model": cfg["model"], "temperature": args.temperature, "lr": args.lr,
+                   "threads": args.threads, "probe_backend": args.probe_backend, "model": cfg["model"], "temperature": args.temperature, "lr": args.lr,
                    "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.node(),
                    "command": command}
             with open(results, "a") as f:

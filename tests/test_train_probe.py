@@ -69,3 +69,14 @@ def test_extract_features_uint8_equals_float_and_keeps_mode():
     np.testing.assert_allclose(extract_features(net, imgs.numpy()[:, 0]), f_u8, rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="NaN or Inf"):
         extract_features(lambda x: x.flatten(1) * float("nan"), imgs)
+
+
+def test_cluster_probe_recovers_blobs():
+    from iconlearn.metrics.probe import cluster_probe
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 6)) * 6
+    y = np.repeat(np.arange(3), 60)
+    X = centers[y] + rng.normal(size=(180, 6))
+    s = cluster_probe(X, y, seed=0)
+    assert set(s) >= {"cluster_acc", "cluster_nmi", "cluster_ari"} and s["cluster_acc"] > 0.9, s
