@@ -49,6 +49,8 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=0.3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--n-train", type=int, default=None, help="subset of the 60,000 training images")
+    p.add_argument("--eval-n-train", type=int, default=None,
+                   help="training images used as the kNN / linear-probe reference (default all)")
     p.add_argument("--fashion-dir", default=None)
     p.add_argument("--results", default="benchmarks/results/pretrain_cpu.jsonl")
     p.add_argument("--runs-dir", default="runs/bench_pretrain")
@@ -67,7 +69,8 @@ def config_for(args, method: dict, seed: int, out_dir: str | None) -> dict:
         "optim": {"name": "sgd", "lr": args.lr, "weight_decay": 1e-4, "warmup_steps": max(1, args.steps // 10)},
         "train": {"batch_size": args.batch_size, "max_steps": args.steps, "seed": seed, "device": args.device,
                   "out_dir": out_dir, "ckpt_every": 25, "log_every": 10, "threads": args.threads, "progress": False},
-        "eval": {"enabled": True, "knn_k": 20, "probe": True, "probe_backend": args.probe_backend},
+        "eval": {"enabled": True, "knn_k": 20, "probe": True, "probe_backend": args.probe_backend,
+                 "n_train": args.eval_n_train},
     }
 
 
@@ -109,12 +112,12 @@ def main(argv=None):
     if results.exists():
         for line in results.read_text().splitlines():
             r = json.loads(line)
-            done.add((r["kernel"], r["seed"], r["steps"], r["batch_size"]))
+            done.add((r["kernel"], r["seed"], r["steps"], r["batch_size"], r.get("eval_n_train")))
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
     for seed in args.seeds:
         for short in args.kernels:
             name = SHORT[short]
-            if (name, seed, args.steps, args.batch_size) in done:
+            if (name, seed, args.steps, args.batch_size, args.eval_n_train) in done:
                 print(f"skip {name} seed {seed} (in {results})")
                 continue
             out = Path(args.runs_dir) / f"{short}_s{seed}_n{args.steps}_b{args.batch_size}"
@@ -126,14 +129,16 @@ def main(argv=None):
                    "knn_acc": r.metrics["knn_acc"], "linear_acc": r.metrics["linear_acc"],
                    "final_loss": float(np.mean([h["loss"] for h in r.history[-3:]])),
                    "train_s": r.history[-1]["elapsed_s"], "wall_s": round(wall, 1), "device": args.device,
-                   "threads": args.threads, "probe_backend": args.probe_backend, "model": cfg["model"], "temperature": args.temperature, "lr": args.lr,
+                   "threads": args.threads, "probe_backend": args.probe_backend, "eval_n_train": args.eval_n_train,
+                   "model": cfg["model"], "temperature": args.temperature, "lr": args.lr,
                    "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.node(),
                    "command": command}
             with open(results, "a") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)
     rows = [json.loads(line) for line in results.read_text().splitlines()]
-    rows = [r for r in rows if r["steps"] == args.steps and r["batch_size"] == args.batch_size]
+    rows = [r for r in rows if r["steps"] == args.steps and r["batch_size"] == args.batch_size
+            and r.get("eval_n_train") == args.eval_n_train]
     table = summarise(rows)
     print(table)
     results.with_suffix(".md").write_text(table + "\n")

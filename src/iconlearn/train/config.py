@@ -102,6 +102,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "eval": {
         "enabled": (_BOOL, True, None),
         "knn_k": (_INT, 20, None),
+        "n_train": (_INT + "?", None, None),  # random subset of the training images as the kNN / probe reference
         "probe": (_BOOL, True, None),
         "probe_backend": (_STR, "auto", ("auto", "sklearn", "torch")),  # auto: torch on CUDA, sklearn on CPU
         "cluster": (_BOOL, False, None),
@@ -193,7 +194,7 @@ def _check_values(cfg: dict) -> None:
     for key in ("model.width", "model.proj_hidden", "model.proj_dim", "model.proj_layers", "model.pred_hidden",
                 "method.temperature", "method.gamma", "optim.lr", "train.batch_size", "train.epochs",
                 "train.log_every", "eval.knn_k", "train.max_steps", "data.n_train", "data.n_test", "augment.size",
-                "train.threads", "eval.n_clusters"):
+                "train.threads", "eval.n_clusters", "eval.n_train"):
         _positive(cfg, key)
     for key in ("optim.weight_decay", "optim.momentum", "optim.warmup_steps", "train.ckpt_every", "method.queue_size",
                 "augment.noise_std", "augment.jitter"):

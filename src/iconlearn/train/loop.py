@@ -431,7 +431,8 @@ def _pretrain(cfg, images, labels, user_model, callbacks, resume, eval_data, ran
             Xte = torch.as_tensor(np.asarray(Xte)) if not isinstance(Xte, Tensor) else Xte
         Xte, yte = _subset(Xte, torch.as_tensor(np.asarray(yte)), d_cfg["n_test"], t["seed"], "test")
         ev = cfg["eval"]
-        metrics = evaluate_encoder(net, images, labels.cpu().numpy(), Xte, np.asarray(yte), knn_k=ev["knn_k"],
+        Xref, yref = _subset(images, labels.cpu(), ev["n_train"], t["seed"] + 1, "eval")
+        metrics = evaluate_encoder(net, Xref, yref.numpy(), Xte, np.asarray(yte), knn_k=ev["knn_k"],
                                    probe=ev["probe"], cluster=ev["cluster"], n_clusters=ev["n_clusters"],
                                    seed=t["seed"], progress=t["progress"],
                                    probe_backend=ev["probe_backend"] if ev["probe_backend"] != "auto"
