@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from iconlearn import _validation as V
@@ -206,6 +206,8 @@ def test_pair_losses_never_nan(batch, which):
 @SETTINGS
 @given(st.integers(1, 8), st.integers(2, 5), st.integers(0, 2**31 - 1), st.floats(0, 1), st.floats(0, 1),
        st.integers(1, 4))
+@example(n=1, c=2, seed=198, alpha_p=0.0, alpha_q=0.0, n_groups=1)  # a cluster of mass 1e-24 (s^2 underflowed)
+@example(n=1, c=2, seed=0, alpha_p=0.5, alpha_q=0.5, n_groups=1)  # one column: debiasing over 0 candidates
 def test_clustering_losses_never_nan(n, c, seed, alpha_p, alpha_q, n_groups):
     g = torch.Generator().manual_seed(seed)
     logits = (torch.randn(n, c, generator=g) * 20).requires_grad_()

@@ -38,8 +38,8 @@ class _SharedClusterProduct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: Tensor) -> Tensor:
         a, s = ctx.saved_tensors
-        m = (g + g.T) @ a
-        return m / s - 0.5 * (a * m).sum(0) / (s * s)
+        ms = ((g + g.T) @ a) / s
+        return ms - 0.5 * ((a / s) * ms).sum(0)  # no s^2: a cluster of mass 1e-24 would underflow
 
 
 def cluster_log_q(phi: Tensor, phi_ref: Tensor | None = None, degrees: Tensor | None = None,
