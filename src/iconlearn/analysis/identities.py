@@ -62,7 +62,8 @@ class IdentitiesResult:
              f"{self.trials} random draws each, float64; deviation = largest abs(lhs - rhs).", "",
              "| identity | statement | largest deviation | term scale | holds |", "| --- | --- | --- | --- | --- |"]
         for c in self.checks:
-            L.append(f"| {c.name} | {c.statement.replace('||', '‖')} | {c.deviation:.2e} | {c.scale:.2e} | {'yes' if c.holds else 'NO'} |")
+            cell = c.statement.replace("||", "‖").replace("|", "\\|")      # a bare | would split the table cell
+            L.append(f"| {c.name} | {cell} | {c.deviation:.2e} | {c.scale:.2e} | {'yes' if c.holds else 'NO'} |")
         L += ["", "## The factor in Theorem 6", "",
               f"Over {self.trials} random assignments phi, c-SNE - (L_PKM / sigma^2 - sum_i H(q_i)) varies by "
               f"**{self.exact_constant_spread:.2e}** (a constant, sum_i log Z_i), while the paper's "
