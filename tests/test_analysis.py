@@ -265,3 +265,29 @@ def test_reproduce_command_writes_figure_report_and_json(tmp_path):
     with pytest.raises(SystemExit):
         main(["reproduce", "nonsense", "--out", str(tmp_path)])
     assert main(["reproduce", "identities", "--out", str(tmp_path), "--threads", "0"]) == 2
+
+
+def test_full_sizes_match_the_functions_signatures():
+    import inspect
+
+    from iconlearn import analysis as A
+    from iconlearn.commands import reproduce as R
+
+    funcs = {"landscape": A.landscape, "invariance": A.invariance, "gradient-flow": A.gradient_flow_suite,
+             "ntk": A.ntk_analysis, "spectral": A.spectral, "identities": A.identities}
+    assert set(funcs) == set(R.NAMES) == set(R.FULL)
+    for name, f in funcs.items():
+        inspect.signature(f).bind(seed=0, **R.FULL[name])     # raises TypeError on a stale keyword
+
+
+def test_reproduce_all_writes_an_index(tmp_path, monkeypatch):
+    from iconlearn.analysis.plotting import plot_identities
+    from iconlearn.cli import main
+    from iconlearn.commands import reproduce as R
+
+    tiny = idn.identities(trials=2, n=6, dim=2, clusters=2)
+    monkeypatch.setattr(R, "_run", lambda name, full, seed: (tiny, plot_identities))
+    assert main(["reproduce", "all", "--out", str(tmp_path)]) == 0
+    index = (tmp_path / "README.md").read_text()
+    assert all(f"| {n} |" in index for n in R.NAMES)
+    assert all((tmp_path / f"{n}.png").exists() and (tmp_path / f"{n}.json").exists() for n in R.NAMES)
