@@ -155,7 +155,9 @@ def run_flow(X: Tensor, labels: Tensor, z0: Tensor, model: nn.Module | None, tau
     z(w) = z0 + model(X) - model_w0(X). ``record``/``snapshots``: iterations at which the numbers /
     the embedding and its negative gradient are kept. ``X_clean``: the points with their noise
     removed (P x_i); the run then records the invariance defect max_i ||f(w, x_i) - f(w, P x_i)||
-    (Theorem 4.2; 0 for the free points, which give x_i and P x_i one shared embedding).
+    of the map f(w, x) = z0(x) + g(w, x) - g(w0, x), with z0(P x_i) = z0(x_i) (Theorem 4.2). It is 0
+    at the start, stays 0 for the free points (x_i and P x_i share one embedding), and measures how
+    far descent on w separates them.
     """
     tau = check_tau(tau)
     iters = V.check_int(iters, "iters", low=0)
