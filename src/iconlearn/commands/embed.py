@@ -30,6 +30,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--pca", type=int, default=50, help="PCA to this many dimensions first when D is larger (0: off; default 50)")
     p.add_argument("--n", type=int, default=None, help="random subsample of this many points")
     p.add_argument("--split", default="all", help="train, test or all (default all)")
+    p.add_argument("--n-iter", type=int, default=None,
+                   help="tsne/sne: iterations after early exaggeration (default 500, as openTSNE); parametric: epochs (default 30)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--trust-queries", type=int, default=5000,
@@ -67,11 +69,13 @@ def make_estimator(args):
     from ..estimators.tsne import SNE, TSNE, ParametricTSNE
 
     kw = dict(perplexity=args.perplexity, random_state=args.seed, device=args.device, verbose=not args.quiet)
-    if args.method == "tsne":
-        return TSNE(dof=args.dof, **kw)
-    if args.method == "sne":
-        return SNE(**kw)
-    return ParametricTSNE(dof=args.dof, **kw)
+    if args.n_iter is not None and args.n_iter < 1:
+        raise ValueError(f"--n-iter must be at least 1, got {args.n_iter}")
+    if args.method == "parametric":
+        return ParametricTSNE(dof=args.dof, **kw, **({} if args.n_iter is None else {"n_epochs": args.n_iter}))
+    if args.n_iter is not None:
+        kw["n_iter"] = args.n_iter
+    return TSNE(dof=args.dof, **kw) if args.method == "tsne" else SNE(**kw)
 
 
 def scatter(Y: np.ndarray, y, class_names, path: str, title: str) -> None:
