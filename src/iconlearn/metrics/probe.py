@@ -127,15 +127,16 @@ def knn_probe(X_train, y_train, X_test, y_test, k: int = 20, temperature: float 
                         temperature=temperature)
 
 
-def cluster_probe(X, y, n_clusters: int | None = None, seed: int = 0) -> dict:
-    """I-Con clustering (:class:`iconlearn.IConClustering`) of the features: Hungarian accuracy, NMI, ARI."""
+def cluster_probe(X, y, n_clusters: int | None = None, seed: int = 0, **params) -> dict:
+    """I-Con clustering (:class:`iconlearn.IConClustering`, ``params`` passed to it) of the features:
+    Hungarian accuracy, NMI, ARI, AMI."""
     import iconlearn
 
     from .clustering import clustering_scores
 
     y = np.asarray(y)
     k = int(n_clusters or len(np.unique(y)))
-    pred = iconlearn.IConClustering(n_clusters=k, random_state=seed).fit_predict(V.check_array(X, "X"))
+    pred = iconlearn.IConClustering(n_clusters=k, random_state=seed, **params).fit_predict(V.check_array(X, "X"))
     scores = clustering_scores(y, pred)
     return {f"cluster_{name}": float(v) for name, v in scores.items()}
 
