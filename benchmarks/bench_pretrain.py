@@ -123,7 +123,11 @@ def main(argv=None):
             out = Path(args.runs_dir) / f"{short}_s{seed}_n{args.steps}_b{args.batch_size}"
             cfg = config_for(args, KERNELS[name], seed, str(out))
             t0 = time.perf_counter()
-            r = pretrain(cfg)
+            try:
+                r = pretrain(cfg)
+            except FloatingPointError as exc:  # a diverged run is reported, the others go on
+                print(f"{name} seed {seed} diverged: {exc}", flush=True)
+                continue
             wall = time.perf_counter() - t0
             row = {"kernel": name, "seed": seed, "steps": args.steps, "batch_size": args.batch_size,
                    "knn_acc": r.metrics["knn_acc"], "linear_acc": r.metrics["linear_acc"],

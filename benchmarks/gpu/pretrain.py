@@ -195,7 +195,13 @@ def main(argv=None) -> int:
             cfg = base_config(args, device, B, steps, seed, method)
             cfg["eval"]["enabled"] = True
             t0 = time.perf_counter()
-            r = pretrain(cfg, X, y, eval_data=(Xte, yte), resume=False)
+            try:
+                r = pretrain(cfg, X, y, eval_data=(Xte, yte), resume=False)
+            except (FloatingPointError, RuntimeError) as exc:  # a diverged run is a result, not a crash
+                payload["runs"].append({"kernel": name, "seed": seed, "steps": steps, "error": str(exc)[:300]})
+                print("run failed", name, seed, exc, flush=True)
+                write(out, payload)
+                continue
             row = {"kernel": name, "seed": seed, "steps": steps, "batch_size": B, **r.metrics,
                    "final_loss": r.history[-1]["loss"], "train_s": r.history[-1]["elapsed_s"],
                    "wall_s": round(time.perf_counter() - t0, 2)}
@@ -206,7 +212,7 @@ def main(argv=None) -> int:
     # summary ---------------------------------------------------------------------------------------
     summary = {}
     for name in KERNELS:
-        rs = [r for r in payload["runs"] if r["kernel"] == name]
+        rs = [r for r in payload["runs"] if r["kernel"] == name and "error" not in r]
         if rs:
             summary[name] = {k: [float(np.mean([r[k] for r in rs])), float(np.std([r[k] for r in rs], ddof=1))
                                  if len(rs) > 1 else 0.0] for k in ("knn_acc", "linear_acc")}
