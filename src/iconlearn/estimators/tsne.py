@@ -135,7 +135,8 @@ class _NeighborEmbedding:
                     ints_in_interval=self.ints_in_interval)
 
     # ------------------------------------------------------------------ fit
-    def _affinities(self, X: np.ndarray | None, n: int, affinities, neighbors, timer: _Timer) -> A.SparseAffinities:
+    def _affinities(self, X: np.ndarray | None, n: int, affinities, neighbors, timer: _Timer,
+                    device=None) -> A.SparseAffinities:
         if affinities is not None:
             with timer.stage("affinities"):
                 P = A.from_matrix(affinities, symmetric=self._symmetric)
@@ -160,7 +161,8 @@ class _NeighborEmbedding:
         else:
             k = A.n_neighbors_for(self.perplexity, n)
             with timer.stage("neighbors"):
-                sq, idx = A.nearest_neighbors(X, k, self.metric)
+                sq, idx = A.nearest_neighbors(X, k, self.metric, device=device if device.type != "cpu" else None)
+        sq, idx = sq.to(device), idx.to(device)  # calibration and symmetrisation on the GPU when there is one
         with timer.stage("affinities"):
             if self._symmetric:
                 return A.joint_affinities(sq, idx, self.perplexity)
@@ -196,7 +198,7 @@ class _NeighborEmbedding:
         timer = _Timer(self.verbose)
         if self.random_state is not None:
             torch.manual_seed(int(np.random.default_rng(self.random_state).integers(2**31)))
-        P = self._affinities(Xa, n, affinities, neighbors, timer).to(device, torch.float32)
+        P = self._affinities(Xa, n, affinities, neighbors, timer, device).to(device, torch.float32)
         with timer.stage("initialization"):
             y0 = self._init(Xa, n)
         dtype = torch.float64 if method == "exact" else torch.float32
