@@ -181,3 +181,13 @@ def test_cluster_targets_rows_sum_to_one():
     assert torch.allclose(P.sum(1), torch.ones(6), atol=1e-5)
     P = cluster_targets(phi, exclude_self=True)
     assert torch.all(P.diagonal() == 0)
+
+
+def test_targets_never_form_a_batch_by_batch_matrix():
+    """200,000 rows: a B x B boolean matrix would need 40 GB, the sparse targets need O(B K)."""
+    ids = torch.arange(100_000).repeat(2)
+    p = same_group_targets(ids)
+    assert p.indices.shape == (200_000, 2) and bool((p.values.sum(1) == 1).all())
+    assert torch.equal(p.indices.gather(1, p.values.argmax(1, keepdim=True)).squeeze(1), torch.arange(200_000).roll(100_000))
+    a = augmentation_targets(100_000, 2)
+    assert a.indices.shape == (200_000, 1) and torch.equal(a.indices.squeeze(1), torch.arange(200_000).roll(100_000))
