@@ -55,6 +55,8 @@ def parse_args(argv=None):
     p.add_argument("--results", default="benchmarks/results/pretrain_cpu.jsonl")
     p.add_argument("--runs-dir", default="runs/bench_pretrain")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--baselines", action="store_true",
+                   help="also evaluate the untrained encoder and raw pixels with the same protocol")
     p.add_argument("--probe-backend", default="sklearn", choices=["sklearn", "torch"],
                    help="linear probe: scikit-learn or the same objective by torch L-BFGS (faster)")
     return p.parse_args(argv)
@@ -99,6 +101,33 @@ def summarise(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def baselines(args, results: Path, command: str) -> None:
+    """The same evaluation for the untrained encoder (seed 0 init) and for raw pixels."""
+    import torch
+
+    from iconlearn.metrics.probe import evaluate_encoder, knn_probe, linear_probe
+    from iconlearn.train import build_model, validate_config
+    from iconlearn.train.loop import _subset, load_images
+
+    cfg = validate_config(config_for(args, KERNELS["gaussian (InfoNCE)"], args.seeds[0], None))
+    X, y = load_images(cfg, "train")
+    Xte, yte = load_images(cfg, "test")
+    Xref, yref = _subset(X, y, args.eval_n_train, args.seeds[0] + 1, "eval")
+    torch.manual_seed(args.seeds[0])
+    net = build_model(cfg, 1, (28, 28))
+    out = {"random encoder (untrained)": evaluate_encoder(net, Xref, yref.numpy(), Xte, yte.numpy(),
+                                                          probe_backend=args.probe_backend)}
+    Ftr, Fte = Xref.flatten(1).float().numpy() / 255, Xte.flatten(1).float().numpy() / 255
+    out["raw pixels"] = {"knn_acc": knn_probe(Ftr, yref.numpy(), Fte, yte.numpy()),
+                         "linear_acc": linear_probe(Ftr, yref.numpy(), Fte, yte.numpy(), backend=args.probe_backend)}
+    with open(results.with_name(results.stem + "_baselines.jsonl"), "a") as f:
+        for name, m in out.items():
+            row = {"baseline": name, **m, "eval_n_train": args.eval_n_train, "probe_backend": args.probe_backend,
+                   "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": command}
+            f.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+
+
 def main(argv=None):
     args = parse_args(argv)
     import torch
@@ -140,6 +169,8 @@ def main(argv=None):
             with open(results, "a") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)
+    if args.baselines:
+        baselines(args, results, command)
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     rows = [r for r in rows if r["steps"] == args.steps and r["batch_size"] == args.batch_size
             and r.get("eval_n_train") == args.eval_n_train]
