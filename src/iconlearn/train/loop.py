@@ -236,8 +236,8 @@ def _pretrain(cfg, images, labels, user_model, callbacks, resume, eval_data, ran
     n, B = images.shape[0], t["batch_size"]
     GB = B * world
     if GB > n:
-        raise ConfigError(f"batch size {B}{f' x {world} processes' if world > 1 else ''} = {GB} is larger than "
-                          f"the dataset ({n} images); lower train.batch_size")
+        per = f"{B} x {world} processes = {GB}" if world > 1 else str(B)
+        raise ConfigError(f"batch size {per} is larger than the dataset ({n} images); lower train.batch_size")
     steps_per_epoch = n // GB
     total = t["max_steps"] or max(1, math.ceil(t["epochs"] * steps_per_epoch))
 
