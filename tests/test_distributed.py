@@ -28,6 +28,7 @@ def _global_inputs():
         "z2": torch.randn(B, D, generator=g, dtype=torch.float64),
         "labels": torch.tensor([0, 1, 2, 0, 1, 2, 3, 3, 0, 1, 2, 3]),
         "probs_logits": torch.randn(B, 4, generator=g, dtype=torch.float64),
+        "extra_logits": torch.randn(B, 4, generator=g, dtype=torch.float64),  # more columns (probs_ref)
         "groups": torch.tensor([0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5]),  # the two views live on different ranks
         "X": torch.randn(B, 7, generator=g, dtype=torch.float64),
         "W": W,
@@ -50,6 +51,10 @@ def _cases():
         "SupCon": (lambda g: L.SupCon(0.3, gather_distributed=g), lambda f, x: f(x["z1"], x["labels"]), ("z1",)),
         "IConClustering": (lambda g: L.IConClusteringLoss(0.2, 0.3, gather_distributed=g),
                            lambda f, x: f(torch.softmax(x["probs_logits"], 1), x["groups"]), ("probs_logits",)),
+        "IConClustering-ref": (lambda g: L.IConClusteringLoss(0.2, 0.3, gather_distributed=g),
+                               lambda f, x: f(torch.softmax(x["probs_logits"], 1), x["groups"], probs_ref=torch.softmax(
+                                   torch.cat([x["probs_logits"], x["extra_logits"]]), 1)),
+                               ("probs_logits", "extra_logits")),
         "KMeansICon": (lambda g: L.KMeansICon(1.3, gather_distributed=g),
                        lambda f, x: f(torch.softmax(x["probs_logits"], 1), x["X"]), ("probs_logits",)),
         "NormalizedCuts": (lambda g: L.NormalizedCutsICon(gather_distributed=g),

@@ -396,6 +396,11 @@ def test_icon_clustering_sparse_target_and_teacher():
     a, b, c = loss(phi, groups), loss(phi, target=dense), loss(phi, target=sp)
     assert torch.allclose(a, b) and torch.allclose(a, c)
     assert not torch.allclose(loss(phi, groups, probs_ref=teacher), a)
+    # probs_ref with more rows: the anchors first, then extra candidate columns
+    extra = torch.softmax(randn(3, 3, seed=60), 1)
+    ref = torch.cat([phi, extra])
+    padded = torch.cat([dense, torch.zeros(n, 3, dtype=DT)], 1)
+    assert torch.allclose(loss(phi, groups, probs_ref=ref), loss(phi, target=padded, probs_ref=ref))
 
 
 # --------------------------------------------------------------------------- identities

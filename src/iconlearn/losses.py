@@ -586,8 +586,12 @@ class IConClusteringLoss(nn.Module):
         own = torch.arange(probs.shape[0], device=probs.device) + offset if self.exclude_self else None
         if target is None:
             V.check_labels(groups, probs.shape[0], "groups")
-            all_groups, _ = _gathered(groups, self.gather_distributed)
-            target = same_group_targets(groups, all_groups, self.exclude_self, own, dtype=compute_dtype(probs))
+            b, m = probs.shape[0], (probs if probs_ref is None else probs_ref).shape[0]
+            all_groups, g_offset = _gathered(groups, self.gather_distributed)
+            g_own = torch.arange(b, device=probs.device) + g_offset
+            target = same_group_targets(groups, all_groups, self.exclude_self, g_own, dtype=compute_dtype(probs))
+            if m != b:  # group column r * b + k is column r * m + k of the (gathered) probs_ref
+                target = SparseRows(target.values, target.indices // b * m + target.indices % b)
         else:
             _check_target(target, probs.shape[0], cols.shape[0], "target")
         log_q = cluster_log_q(probs, cols, exclude=own, alpha=self.alpha_q)
