@@ -77,7 +77,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--subset", type=int, default=10000, help="points in the reference run (0 to skip)")
     ap.add_argument("--n-queries", type=int, default=10000, help="query points for trustworthiness")
     ap.add_argument("--opentsne-jobs", type=int, nargs="+", default=[1], help="n_jobs values for openTSNE (1 = its default)")
-    ap.add_argument("--skip", nargs="*", default=[], help="methods to skip: sklearn umap opentsne")
+    ap.add_argument("--skip", nargs="*", default=[], help="methods to skip: iconlearn opentsne sklearn umap")
     ap.add_argument("--threads", type=int, default=1, help="threads for torch / numba (openTSNE's default n_jobs is 1)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-embeddings", default=None, help="folder for the .npy embeddings")
@@ -113,8 +113,10 @@ def main(argv=None) -> dict:
         _write(args.out, result)
         return r
 
-    ours = record(f"iconlearn_tsne_{len(y)}", run_iconlearn, X, y, args.seed, args.verbose)
-    if "opentsne" not in args.skip:
+    ours = None
+    if "iconlearn" not in args.skip:
+        ours = record(f"iconlearn_tsne_{len(y)}", run_iconlearn, X, y, args.seed, args.verbose)
+    if "opentsne" not in args.skip and ours is not None:
         for j in args.opentsne_jobs:
             theirs = record(f"opentsne_{len(y)}_jobs{j}", run_opentsne, X, y, args.seed, j)
             result[f"ratio_time_iconlearn_over_opentsne_jobs{j}"] = ours["seconds"] / theirs["seconds"]
@@ -124,7 +126,8 @@ def main(argv=None) -> dict:
         sub = np.sort(rng.choice(len(y), min(args.subset, len(y)), replace=False))
         Xs, ys = X[sub], y[sub]
         m = len(ys)
-        record(f"iconlearn_tsne_{m}", run_iconlearn, Xs, ys, args.seed, args.verbose)
+        if "iconlearn" not in args.skip:
+            record(f"iconlearn_tsne_{m}", run_iconlearn, Xs, ys, args.seed, args.verbose)
         if "opentsne" not in args.skip:
             record(f"opentsne_{m}_jobs1", run_opentsne, Xs, ys, args.seed, 1)
         if "sklearn" not in args.skip:
