@@ -1,0 +1,14 @@
+"""Internals of SNE / t-SNE (the estimators are :mod:`iconlearn.estimators.tsne`), split as openTSNE:
+
+* :mod:`.affinities`: kNN + perplexity calibration + symmetrisation, sparse (the supervisory p);
+* :mod:`.initialization`: PCA (std 1e-4) or random;
+* :mod:`.gradients`: the I-Con loss (exact, small N) and its hand-written gradient (large N);
+* :mod:`.interpolation`: FFT-accelerated kernel sums for the repulsion (FIt-SNE), in torch;
+* :mod:`.optimizer`: gradient descent with momentum and gains.
+"""
+from .affinities import SparseAffinities, conditional_affinities, joint_affinities, nearest_neighbors
+from .gradients import sne_exact_loss, sne_gradient, tsne_exact_loss, tsne_gradient
+from .interpolation import Grid, kernel_sums
+
+__all__ = ["SparseAffinities", "conditional_affinities", "joint_affinities", "nearest_neighbors",
+           "sne_exact_loss", "sne_gradient", "tsne_exact_loss", "tsne_gradient", "Grid", "kernel_sums"]
