@@ -124,6 +124,7 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
 
     _needs_target = False
     _uses_teacher = False
+    min_steps = 300  # optimiser steps at least, whatever the dataset size (epochs are raised to reach it)
 
     def _check_params(self, n: int) -> None:
         V.check_int(self.n_clusters, "n_clusters", 2)
@@ -233,14 +234,16 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
         heads = MultiHead(d, self.n_clusters, self.n_heads, self.hidden, generator=gen).to(device)
         teacher = EMA(heads, float(self.ema_decay)) if (self.ema_decay is not None or self._uses_teacher) else None
         opt = torch.optim.Adam(heads.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        step_every = max(1, self.epochs // 3)
+        steps_per_epoch = max(1, n // min(self.batch_size, n))
+        epochs = max(self.epochs, -(-self.min_steps // steps_per_epoch))  # small data: at least min_steps
+        step_every = max(1, epochs // 3)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step_every, gamma=0.5)
         self._init_state(device)
         from tqdm.auto import tqdm
 
         history = []
         running = torch.zeros(self.n_heads, device=device)
-        bar = tqdm(range(self.epochs), desc=type(self).__name__, disable=not self.verbose, unit="epoch")
+        bar = tqdm(range(epochs), desc=type(self).__name__, disable=not self.verbose, unit="epoch")
         for epoch in bar:
             running.zero_()
             n_batches = 0

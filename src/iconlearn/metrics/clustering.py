@@ -77,5 +77,7 @@ def clustering_scores(y_true, y_pred) -> dict[str, float]:
 
 def mean_std(runs: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
     """Mean and (population) standard deviation of each metric over seeds."""
+    if not runs:
+        raise ValueError("mean_std needs at least one run (got no runs)")
     keys = runs[0].keys()
     return {k: (float(np.mean([r[k] for r in runs])), float(np.std([r[k] for r in runs]))) for k in keys}

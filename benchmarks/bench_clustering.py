@@ -1,0 +1,76 @@
+"""I-Con clustering vs k-means, spectral, SCAN, TEMI and plain I-Con on frozen features of real
+data (DATA.md): same features, same metrics, several seeds, mean +/- std and training time.
+
+    python benchmarks/bench_clustering.py --datasets 20newsgroups,digits,pbmc68k,reuters-r52 \
+        --seeds 0,1,2 --out benchmarks/results/clustering
+
+Features come from the on-disk cache (iconlearn.data.features); a dataset whose features are
+not cached yet is extracted first (MiniLM / EfficientNet-Lite0 take minutes on 2 cores).
+Writes <out>/<dataset>.md / .json per dataset and prints the tables.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from iconlearn.data.features import extract_features
+from iconlearn.report import compare, default_methods, markdown_table
+
+# dataset -> (encoder, extra extract_features kwargs)
+SPECS = {
+    "20newsgroups": ("minilm", {}),
+    "fashion-mnist": ("efficientnet-lite0", {"size": 64}),
+    "digits": ("pixels", {}),
+    "pbmc68k": ("pca", {}),
+    "reuters-r52": ("minilm", {}),
+    "reuters-r8": ("minilm", {}),
+    "mnist5k": ("efficientnet-lite0", {"size": 64}),
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--datasets", default="20newsgroups,fashion-mnist,digits,pbmc68k,reuters-r52")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--methods", default=None, help="comma-separated subset (default: all)")
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default="benchmarks/results/clustering")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    include = [m.strip() for m in args.methods.split(",")] if args.methods else None
+    for name in args.datasets.split(","):
+        if name not in SPECS:
+            raise SystemExit(f"unknown dataset {name!r}; choose from {sorted(SPECS)}")
+        enc, kw = SPECS[name]
+        t0 = time.perf_counter()
+        X, y = extract_features(name, enc, **kw)
+        k = len(np.unique(y))
+        counts = np.bincount(y)
+        print(f"\n{name}: {X.shape} {enc} features ({time.perf_counter() - t0:.1f}s to load), {k} classes, "
+              f"largest/smallest class {counts.max()}/{counts.min()}", flush=True)
+        result = compare(X, y, default_methods(k, args.epochs, "cpu", include), seeds)
+        title = f"{name}, {X.shape[0]} points, {enc} features ({X.shape[1]}-d), {k} classes, seeds {args.seeds}"
+        table = markdown_table(result["summary"], title)
+        print(table, flush=True)
+        (out / f"{name}.md").write_text(table)
+        (out / f"{name}.json").write_text(json.dumps({
+            "dataset": name, "encoder": enc, "n": int(X.shape[0]), "dim": int(X.shape[1]), "classes": k,
+            "seeds": seeds, "runs": result["runs"], "machine": platform.platform(), "threads": args.threads,
+            "command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            "summary": {m: {kk: list(v) for kk, v in s.items()} for m, s in result["summary"].items()}}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

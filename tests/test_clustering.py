@@ -1,0 +1,189 @@
+"""IConClustering and the baselines: batches and targets against dense float64 references,
+SCAN / TEMI losses against their papers' formulas, recovery of separated clusters, bad input."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from iconlearn.core import SparseRows
+from iconlearn.estimators.baselines import (KMeansClustering, PlainIConClustering, SCANClustering,
+                                            SpectralClusteringBaseline, TEMIClustering)
+from iconlearn.estimators.clustering import IConClustering, sample_rows
+from iconlearn.metrics import hungarian_accuracy
+from iconlearn.nn import EMA, MultiHead
+
+
+def blobs(n_per=40, k=4, d=6, seed=0, spread=0.15):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(k, d)) * 3
+    X = np.concatenate([c + spread * rng.normal(size=(n_per, d)) for c in centers]).astype(np.float32)
+    return X, np.repeat(np.arange(k), n_per)
+
+
+@pytest.fixture(autouse=True)
+def few_steps(monkeypatch):
+    """Small data otherwise trains for HeadClusterer.min_steps (300) steps: keep the suite fast."""
+    from iconlearn.estimators.clustering import HeadClusterer
+
+    monkeypatch.setattr(HeadClusterer, "min_steps", 100)
+
+
+FAST = dict(epochs=8, batch_size=32, n_heads=2, device="cpu")
+
+
+def test_recovers_separated_clusters():
+    X, y = blobs()
+    m = IConClustering(4, random_state=0, **FAST).fit(X)
+    assert hungarian_accuracy(y, m.labels_) == 1.0
+    P = m.predict_proba(X)
+    np.testing.assert_allclose(P.sum(1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(m.predict(X), m.labels_)
+    assert m.loss_history_.shape[1] == 2 and m.best_head_ == int(np.argmin(m.head_losses_))
+    assert m.neighbors_.shape == (len(X), 3)
+
+
+def test_random_state_reproducible(monkeypatch):
+    from iconlearn.estimators.clustering import HeadClusterer
+
+    monkeypatch.setattr(HeadClusterer, "min_steps", 10)
+    X, _ = blobs(seed=1)
+    a = IConClustering(4, random_state=3, **FAST).fit(X).predict_proba(X)
+    b = IConClustering(4, random_state=3, **FAST).fit(X).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_views_and_ema_and_mlp_heads():
+    X, y = blobs(seed=2)
+    views = np.stack([X + 0.05 * np.random.default_rng(s).normal(size=X.shape).astype(np.float32) for s in range(2)])
+    m = IConClustering(4, random_state=0, ema_decay=0.9, hidden=16, **FAST).fit(X, views=views)
+    assert hungarian_accuracy(y, m.labels_) >= 0.95
+    m0 = IConClustering(4, n_neighbors=0, random_state=0, **dict(FAST, epochs=1, batch_size=160)).fit(X, views=views)  # augmentations only
+    assert m0.labels_.shape == y.shape
+
+
+@pytest.mark.parametrize("cls", [PlainIConClustering, SCANClustering, TEMIClustering, KMeansClustering,
+                                 SpectralClusteringBaseline])
+def test_baselines_run_and_recover(cls):
+    X, y = blobs(seed=4)
+    kw = {} if cls in (KMeansClustering, SpectralClusteringBaseline) else dict(FAST, epochs=15)
+    labels = cls(4, random_state=0, **kw).fit_predict(X)
+    assert hungarian_accuracy(y, labels) >= 0.9
+
+
+def test_sample_rows_follows_the_row_distribution():
+    W = sp.csr_matrix(np.array([[0, 0.2, 0.8, 0], [0.5, 0, 0, 0.5], [0, 0, 0, 1.0], [1.0, 0, 0, 0]]))
+    rng = np.random.default_rng(0)
+    draws = sample_rows(W, np.array([0, 1, 2, 3] * 5000), 2, rng)
+    for r, row in enumerate(W.toarray()):
+        freq = np.bincount(draws[r::4].ravel(), minlength=4) / draws[r::4].size
+        np.testing.assert_allclose(freq, row, atol=0.02)
+
+
+def test_batch_target_matches_dense_reference():
+    """p from each anchor over the batch rows = the anchor's walk row restricted to the batch,
+    repeated dataset points sharing their mass, renormalised (float64 reference)."""
+    X, _ = blobs(n_per=10, k=3)
+    m = IConClustering(3, walks=1, random_state=0, **FAST)
+    Xn, _, W = m._prepare(X, None)
+    rng = np.random.default_rng(0)
+    anchors, nbrs, _ = next(m._batches(len(X), W, 0, rng))
+    batch = m._make_batch(torch.as_tensor(Xn), None, W, anchors, nbrs, None)
+    p = batch.p.to_dense(len(batch.ids)).double().numpy() if isinstance(batch.p, SparseRows) else batch.p
+    Wd = W.toarray()
+    ref = np.zeros_like(p)
+    counts = np.bincount(batch.ids, minlength=len(X))
+    for r, a in enumerate(anchors):
+        for c, j in enumerate(batch.ids):
+            ref[r, c] = Wd[a, j] / counts[j]
+    ref /= np.maximum(ref.sum(1, keepdims=True), 1e-300)
+    np.testing.assert_allclose(p, ref, atol=1e-6)
+    # walks=1: P + P^2 renormalised, self excluded
+    P = np.zeros((len(X), len(X)))
+    P[np.repeat(np.arange(len(X)), 3), m.neighbors_.ravel()] = 1 / 3
+    S = P + P @ P
+    np.fill_diagonal(S, 0)
+    np.testing.assert_allclose(Wd, S / S.sum(1, keepdims=True), atol=1e-12)
+
+
+def test_scan_loss_reference():
+    torch.manual_seed(0)
+    probs = torch.softmax(torch.randn(2, 9, 4, dtype=torch.float64), -1)
+    partners = torch.tensor([[3, 6], [4, 7], [5, 8]])
+    batch = type("B", (), {"partners": partners})()
+    m = SCANClustering(4)
+    got = m._head_losses(probs, None, batch)
+    for h in range(2):
+        cons = np.mean([-np.log(float(probs[h, i] @ probs[h, j])) for i in range(3) for j in partners[i].tolist()])
+        mean = probs[h, :3].mean(0).numpy()
+        ent = -(mean * np.log(mean)).sum()
+        assert float(got[h]) == pytest.approx(cons - 5 * ent, rel=1e-9)
+
+
+def test_temi_loss_reference():
+    torch.manual_seed(1)
+    qs = torch.softmax(torch.randn(1, 6, 3, dtype=torch.float64), -1)
+    qt = torch.softmax(torch.randn(1, 6, 3, dtype=torch.float64), -1)
+    partners = torch.tensor([[3], [4], [5]])
+    batch = type("B", (), {"partners": partners})()
+    m = TEMIClustering(3, n_heads=1, beta=0.6)
+    m._init_state("cpu")
+    pt = m._marginal.clone()[0, 0].numpy()
+    got = float(m._head_losses(qs, qt, batch)[0])
+    ref = []
+    for i in range(3):
+        j = i + 3
+        for a, b in ((i, j), (j, i)):
+            w = float(qt[0, a] @ qt[0, b])
+            inner = sum((float(qs[0, a, k]) * float(qt[0, b, k])) ** 0.6 / pt[k] for k in range(3))
+            ref.append(-w * np.log(inner))
+    assert got == pytest.approx(np.mean(ref), rel=1e-6)  # the marginal is kept in float32
+    # the marginal moved towards the teacher's batch marginal
+    np.testing.assert_allclose(m._marginal[0, 0].numpy(), 0.9 * pt + 0.1 * qt[0, :3].mean(0).numpy())
+
+
+def test_ema_teacher():
+    head = MultiHead(3, 2, n_heads=1)
+    ema = EMA(head, decay=0.5)
+    assert all(not p.requires_grad for p in ema.parameters())
+    before = ema.module.out.weight.clone()
+    with torch.no_grad():
+        head.out.weight.add_(1.0)
+    ema.update(head)
+    torch.testing.assert_close(ema.module.out.weight, 0.5 * before + 0.5 * head.out.weight)
+    with pytest.raises(ValueError, match="decay"):
+        EMA(head, 1.0)
+
+
+def test_multihead_shapes():
+    h = MultiHead(5, 3, n_heads=4, hidden=7)
+    x = torch.randn(10, 5)
+    assert h(x).shape == (4, 10, 3)
+    torch.testing.assert_close(h.probs(x).sum(-1), torch.ones(4, 10))
+
+
+@pytest.mark.parametrize("X, kw, match", [
+    (np.full((20, 3), np.nan), {}, "NaN"),
+    (np.zeros((3, 2)), {"n_clusters": 4}, "fewer points than clusters"),
+    (np.random.rand(20, 3), {"n_clusters": 1}, "n_clusters must be >= 2"),
+    (np.random.rand(20, 3), {"n_neighbors": 20}, "n_neighbors must be smaller"),
+    (np.random.rand(20), {}, "2-D"),
+    (np.random.rand(20, 3), {"alpha_p": 1.5}, "alpha_p"),
+    (np.random.rand(20, 3), {"n_neighbors": 0}, "augmented views"),
+])
+def test_bad_input(X, kw, match):
+    kw = {"n_clusters": 2, **kw}
+    with pytest.raises(ValueError, match=match):
+        IConClustering(**kw, **FAST).fit(X)
+
+
+def test_bad_views_and_unfitted():
+    X = np.random.rand(30, 3).astype(np.float32)
+    with pytest.raises(ValueError, match="views"):
+        IConClustering(2, **FAST).fit(X, views=np.zeros((2, 29, 3)))
+    with pytest.raises(ValueError, match="not fitted"):
+        IConClustering(2).predict(X)
+    m = IConClustering(2, **dict(FAST, epochs=1)).fit(X)
+    with pytest.raises(ValueError, match="3 features|features"):
+        m.predict(np.zeros((4, 5)))
+    with pytest.raises(ValueError, match="fewer points"):
+        KMeansClustering(5).fit(X[:3])

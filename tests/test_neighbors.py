@@ -1,0 +1,58 @@
+"""Dataset-level kNN: faiss and chunked torch paths against a brute-force float64 reference."""
+import numpy as np
+import pytest
+import torch
+
+from iconlearn import neighbors
+from iconlearn.neighbors import knn
+
+
+def brute(x, k, metric):
+    x = np.asarray(x, np.float64)
+    if metric == "cosine":
+        u = x / np.linalg.norm(x, axis=1, keepdims=True)
+        d = 1 - u @ u.T
+    else:
+        d = ((x[:, None] - x[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    idx = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(d, idx, 1), idx
+
+
+@pytest.mark.parametrize("metric", ["cosine", "sqeuclidean"])
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+def test_knn_matches_brute_force(metric, backend):
+    if backend == "faiss" and not neighbors.HAVE_FAISS:
+        pytest.skip("faiss not installed")
+    x = np.random.default_rng(0).normal(size=(300, 7)).astype(np.float32)
+    d, i = knn(x, 5, metric=metric, backend=backend)
+    rd, ri = brute(x, 5, metric)
+    np.testing.assert_allclose(d, rd, atol=1e-4)
+    assert (i == ri).mean() > 0.99  # ties aside, the same neighbours
+    assert not (i == np.arange(300)[:, None]).any()
+
+
+def test_torch_path_is_chunked(monkeypatch):
+    monkeypatch.setattr(neighbors, "_chunk_rows", lambda n, d, budget=0: 16)
+    x = torch.randn(100, 4)
+    d, i = knn(x, 3, backend="torch")
+    _, ri = brute(x.numpy(), 3, "cosine")
+    assert (i == ri).mean() > 0.99
+
+
+def test_knn_errors():
+    x = np.random.default_rng(0).normal(size=(10, 3))
+    with pytest.raises(ValueError, match="smaller than the number of points"):
+        knn(x, 10)
+    with pytest.raises(ValueError, match="metric"):
+        knn(x, 2, metric="manhattan")
+    with pytest.raises(ValueError, match="backend"):
+        knn(x, 2, backend="annoy")
+    with pytest.raises(ValueError, match="k must be"):
+        knn(x, 0)
+
+
+def test_duplicates_exclude_self():
+    x = np.ones((6, 3), np.float32)
+    _, i = knn(x, 5, backend="torch")
+    assert not (i == np.arange(6)[:, None]).any()
