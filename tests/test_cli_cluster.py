@@ -12,7 +12,7 @@ def few_steps(monkeypatch):
     """Small data otherwise trains for HeadClusterer.min_steps (300) steps: keep the suite fast."""
     from iconlearn.estimators.clustering import HeadClusterer
 
-    monkeypatch.setattr(HeadClusterer, "min_steps", 100)
+    monkeypatch.setattr(HeadClusterer, "min_steps", 20)
 
 
 def blobs(tmp_path, n_per=30, k=3, wrong_labels=False):

@@ -8,7 +8,7 @@ import torch
 from iconlearn.core import SparseRows
 from iconlearn.estimators.baselines import (KMeansClustering, PlainIConClustering, SCANClustering,
                                             SpectralClusteringBaseline, TEMIClustering)
-from iconlearn.estimators.clustering import IConClustering, sample_rows
+from iconlearn.estimators.clustering import HeadClusterer, IConClustering, sample_rows
 from iconlearn.metrics import hungarian_accuracy
 from iconlearn.nn import EMA, MultiHead
 
@@ -57,6 +57,7 @@ def test_views_and_ema_and_mlp_heads():
     views = np.stack([X + 0.05 * np.random.default_rng(s).normal(size=X.shape).astype(np.float32) for s in range(2)])
     m = IConClustering(4, random_state=0, ema_decay=0.9, hidden=16, **FAST).fit(X, views=views)
     assert hungarian_accuracy(y, m.labels_) >= 0.95
+    HeadClusterer.min_steps = 5  # restored by the autouse fixture's monkeypatch
     m0 = IConClustering(4, n_neighbors=0, random_state=0, **dict(FAST, epochs=1, batch_size=160)).fit(X, views=views)  # augmentations only
     assert m0.labels_.shape == y.shape
 
@@ -176,7 +177,10 @@ def test_bad_input(X, kw, match):
         IConClustering(**kw, **FAST).fit(X)
 
 
-def test_bad_views_and_unfitted():
+def test_bad_views_and_unfitted(monkeypatch):
+    from iconlearn.estimators.clustering import HeadClusterer
+
+    monkeypatch.setattr(HeadClusterer, "min_steps", 2)
     X = np.random.rand(30, 3).astype(np.float32)
     with pytest.raises(ValueError, match="views"):
         IConClustering(2, **FAST).fit(X, views=np.zeros((2, 29, 3)))
