@@ -46,7 +46,10 @@ def main(argv=None) -> int:
     X = np.load(fx).astype(np.float32)
     y = np.load(fy).astype(np.int64)
     if args.tiny:
+        from iconlearn.estimators.clustering import HeadClusterer
+
         X, y = X[:2000], y[:2000]
+        HeadClusterer.min_steps = 20
     k = len(np.unique(y))
     results = {"device": args.device, "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
                "torch": torch.__version__, "n": int(len(X)), "dim": int(X.shape[1]), "runs": []}
