@@ -116,9 +116,11 @@ def main(argv=None) -> dict:
     ours = None
     if "iconlearn" not in args.skip:
         ours = record(f"iconlearn_tsne_{len(y)}", run_iconlearn, X, y, args.seed, args.verbose)
-    if "opentsne" not in args.skip and ours is not None:
+    if "opentsne" not in args.skip:
         for j in args.opentsne_jobs:
             theirs = record(f"opentsne_{len(y)}_jobs{j}", run_opentsne, X, y, args.seed, j)
+            if ours is None:
+                continue
             result[f"ratio_time_iconlearn_over_opentsne_jobs{j}"] = ours["seconds"] / theirs["seconds"]
             result[f"delta_knn_acc_jobs{j}"] = ours["knn_acc_k10"] - theirs["knn_acc_k10"]
             result[f"delta_trustworthiness_jobs{j}"] = ours["trustworthiness_k10"] - theirs["trustworthiness_k10"]
