@@ -18,7 +18,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,32 +40,13 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-class _Timer:
-    def __init__(self):
-        self.times, self._t = [], None
-
-    def on_train_start(self, state):
-        self._t = time.perf_counter()
-
-    def on_step_end(self, state, logs):
-        now = time.perf_counter()
-        self.times.append(now - self._t)
-        self._t = now
-
-    def on_checkpoint(self, state, path):
-        pass
-
-    def on_train_end(self, state):
-        pass
-
-
 def worker(args) -> None:
     """One measurement (in this process, or as one rank of a torch.distributed job)."""
     import torch
 
     torch.set_num_threads(args.threads)
     from iconlearn.data.datasets import load_fashion_mnist
-    from iconlearn.train import pretrain
+    from iconlearn.train import StepTimer, pretrain
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     ds = load_fashion_mnist("train")
@@ -78,7 +58,7 @@ def worker(args) -> None:
            "train": {"batch_size": args.batch // world, "max_steps": args.warmup + args.steps, "device": "cpu",
                      "progress": False, "log_every": 1000},
            "eval": {"enabled": False}}
-    timer = _Timer()
+    timer = StepTimer()
     pretrain(cfg, X, y, callbacks=[timer], resume=False)
     if int(os.environ.get("RANK", "0")) == 0:
         t = float(np.median(timer.times[args.warmup:]))

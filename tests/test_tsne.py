@@ -1,6 +1,5 @@
 """SNE / t-SNE as I-Con: the fast gradients against autograd of the exact icon_loss, the FFT
 interpolation against direct sums, the affinities against the paper's formula, the estimators."""
-import dataclasses
 import math
 
 import numpy as np

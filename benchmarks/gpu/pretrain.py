@@ -78,36 +78,10 @@ def base_config(args, device: str, batch: int, steps: int, seed: int, method: di
     }
 
 
-class StepTimer:
-    """Per-step wall times (synchronising CUDA so that each step is really finished)."""
-
-    def __init__(self, device):
-        import torch
-
-        self.device, self.times, self._t = device, [], None
-        self.sync = (lambda: torch.cuda.synchronize()) if str(device).startswith("cuda") else (lambda: None)
-
-    def on_train_start(self, state):
-        self.sync()
-        self._t = time.perf_counter()
-
-    def on_step_end(self, state, logs):
-        self.sync()
-        now = time.perf_counter()
-        self.times.append(now - self._t)
-        self._t = now
-
-    def on_checkpoint(self, state, path):
-        pass
-
-    def on_train_end(self, state):
-        pass
-
-
 def throughput(args, X, y, device, batch: int, amp: bool, steps: int = 12, warmup: int = 4) -> dict:
     import numpy as np
 
-    from iconlearn.train import pretrain
+    from iconlearn.train import StepTimer, pretrain
 
     timer = StepTimer(device)
     cfg = base_config(args, device, batch, warmup + steps, 0, KERNELS["laplacian"], amp)
@@ -126,7 +100,7 @@ def main(argv=None) -> int:
 
     from iconlearn.data.datasets import load_fashion_mnist
     from iconlearn.metrics.probe import evaluate_encoder
-    from iconlearn.train import pretrain
+    from iconlearn.train import StepTimer, pretrain
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit("error: --device cuda but torch sees no GPU (use --device cpu --tiny for a smoke test)")

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClusterMixin
 from torch import Tensor
 

@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from .. import _validation as V
-from ..data.augment import SimCLRAugment, to_image_tensor
+from ..data.augment import SimCLRAugment
 from ..nn.ema import EMA
 from ..nn.encoders import ContrastiveModel, ProjectionHead, SmallResNet, feature_dim
 from ..nn.memory import Queue
@@ -51,6 +51,25 @@ class Callback:
     def on_checkpoint(self, state: "TrainState", path: Path) -> None: ...
 
     def on_train_end(self, state: "TrainState") -> None: ...
+
+
+class StepTimer(Callback):
+    """Wall time of every training step (CUDA is synchronised first, so a step is really done)."""
+
+    def __init__(self, device="cpu"):
+        self.times: list[float] = []
+        self._t = 0.0
+        self._sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+
+    def on_train_start(self, state: "TrainState") -> None:
+        self._sync()
+        self._t = time.perf_counter()
+
+    def on_step_end(self, state: "TrainState", logs: dict) -> None:
+        self._sync()
+        now = time.perf_counter()
+        self.times.append(now - self._t)
+        self._t = now
 
 
 @dataclass
@@ -201,7 +220,7 @@ def pretrain(config, images=None, labels=None, *, model: nn.Module | None = None
             config's dataset, test split (when the training data came from the config).
     """
     cfg = validate_config(config)
-    t, d_cfg = cfg["train"], cfg["data"]
+    t = cfg["train"]
     if t["threads"]:
         torch.set_num_threads(t["threads"])
     rank, world, local_rank, own_group = _init_distributed(t["device"])

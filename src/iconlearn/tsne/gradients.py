@@ -176,7 +176,7 @@ def reference_gradient(y_new: Tensor, P: SparseAffinities, y_ref: Tensor, dof: f
     attr = torch.zeros_like(y_new)
     attr.index_add_(0, P.rows, a[:, None] * diff)
     if gaussian:
-        scale, force, weight = 2.0, (lambda d2: torch.exp(-d2)), None
+        scale, force = 2.0, (lambda d2: torch.exp(-d2))
     else:
         e = _exponent(dof)
         scale, force = 2.0 * e / dof, (lambda d2: (1.0 + d2 / dof) ** (-(e + 1.0)))

@@ -16,8 +16,6 @@ same Lagrange weights. Cost O(N p^d + M^d log M) for M = n_boxes * p nodes per d
 """
 from __future__ import annotations
 
-import itertools
-import math
 from typing import Callable
 
 import torch
