@@ -85,7 +85,7 @@ def test_batch_target_matches_dense_reference():
     repeated dataset points sharing their mass, renormalised (float64 reference)."""
     X, _ = blobs(n_per=10, k=3)
     m = IConClustering(3, walks=1, random_state=0, **FAST)
-    Xn, _, W = m._prepare(X, None)
+    _, Xn, _, W = m._prepare(X, None)
     rng = np.random.default_rng(0)
     anchors, nbrs, _ = next(m._batches(len(X), W, 0, rng))
     batch = m._make_batch(torch.as_tensor(Xn), None, W, anchors, nbrs, None)
@@ -191,3 +191,70 @@ def test_bad_views_and_unfitted(monkeypatch):
         m.predict(np.zeros((4, 5)))
     with pytest.raises(ValueError, match="fewer points"):
         KMeansClustering(5).fit(X[:3])
+
+
+# ---------------------------------------------------------------- k-means start, normalisation, selection
+def test_kmeans_head_starts_at_the_spherical_kmeans_partition():
+    from sklearn.cluster import KMeans
+
+    from iconlearn.estimators.clustering import normalize_features
+    from iconlearn.estimators.kmeans_init import kmeans_head, spherical_kmeans_logits
+
+    X, _ = blobs(n_per=50, k=5, d=8, seed=4, spread=1.0)
+    L = spherical_kmeans_logits(X, 5, seed=7)
+    # the reference: one k-means++ run on the unit rows, then argmax of the cosine to the centroids
+    Xh = X / np.linalg.norm(X, axis=1, keepdims=True)
+    mu = KMeans(5, n_init=1, random_state=7).fit(Xh).cluster_centers_
+    ref = np.argmax(Xh @ (mu / np.linalg.norm(mu, axis=1, keepdims=True)).T, 1)
+    np.testing.assert_array_equal(L.argmax(1), ref)
+    top2 = -np.sort(-L, 1)[:, :2]
+    assert np.median(top2[:, 0] - top2[:, 1]) == pytest.approx(1.0, rel=1e-6)  # T: median gap = one logit
+    # on unit rows the head is exact; on standardised rows it is a least-squares fit of the logits
+    for how in ("l2", "standard"):
+        Xn, _ = normalize_features(X, how)
+        w, b = kmeans_head(X, Xn, 5, seed=7)
+        logits = Xn @ w + b
+        if how == "l2":
+            np.testing.assert_allclose(logits, L, atol=1e-3)
+        assert (logits.argmax(1) == ref).mean() >= 0.9
+
+
+def test_kmeans_init_starts_each_head_near_a_partition(monkeypatch):
+    from iconlearn.estimators.clustering import HeadClusterer
+
+    monkeypatch.setattr(HeadClusterer, "min_steps", 1)
+    X, y = blobs(n_per=30, k=6, d=5, seed=5, spread=0.8)
+    m = IConClustering(6, init="k-means", epochs=1, batch_size=180, n_heads=3, lr=1e-9, random_state=0,
+                       device="cpu").fit(X)  # lr ~ 0: the heads are still at their k-means starts
+    assert m.norm_stats_["auto"] == "standard"  # blobs are not unit rows
+    labels = m.heads_.probs(torch.as_tensor((X - m.norm_stats_["mean"]) / m.norm_stats_["std"])).argmax(-1)
+    assert labels.shape == (3, len(X))
+    assert min(hungarian_accuracy(y, lab.numpy()) for lab in labels) > 0.5  # each head starts near a partition
+    # the loss used for selection is a separate pass with the final weights, one value per head
+    assert m.head_losses_.shape == (3,) and m.best_head_ == int(np.argmin(m.head_losses_))
+
+
+def test_normalize_auto_keeps_unit_rows_and_standardises_the_rest():
+    from iconlearn.estimators.clustering import normalize_features
+
+    rng = np.random.default_rng(0)
+    U = rng.normal(size=(50, 4)).astype(np.float32)
+    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    Un, stats = normalize_features(U, "auto")
+    assert stats["auto"] == "l2"
+    np.testing.assert_allclose(Un, U, atol=1e-6)
+    A = 3 + 2 * rng.normal(size=(50, 4)).astype(np.float32)
+    An, stats = normalize_features(A, "auto")
+    assert stats["auto"] == "standard"
+    np.testing.assert_allclose(An.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(An.std(0), 1, atol=1e-3)
+    # at predict time the fitted choice is reused, even for rows that would choose otherwise
+    np.testing.assert_allclose(normalize_features(U, "auto", stats)[0], (U - stats["mean"]) / stats["std"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("kw, match", [({"init": "kmeans++"}, "init must be"),
+                                       ({"init": "k-means", "hidden": 8}, "hidden=0"),
+                                       ({"normalize": "zscore"}, "normalize must be")])
+def test_bad_init_and_normalize(kw, match):
+    with pytest.raises(ValueError, match=match):
+        IConClustering(2, **{**FAST, **kw}).fit(np.random.rand(30, 3))

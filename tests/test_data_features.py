@@ -117,3 +117,29 @@ def test_efficientnet_preprocess_if_installed():
     assert x.shape == (2, 3, 32, 32)
     expected = (1.0 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
     torch.testing.assert_close(x[0, :, 5, 5], expected)
+
+
+@pytest.mark.parametrize("layout", ["compound-obs", "__categories", "group"])
+def test_h5ad_categorical_reads_every_anndata_layout(tmp_path, layout):
+    """pbmc68k's labels: scanpy bundles an anndata < 0.7 file; later versions write other layouts."""
+    import h5py
+
+    from iconlearn.data.datasets import h5ad_categorical
+
+    codes, cats = np.array([2, 0, 1, 2], dtype=np.int8), np.array([b"B", b"NK", b"T"])
+    with h5py.File(tmp_path / "x.h5ad", "w") as f:
+        if layout == "compound-obs":
+            obs = np.zeros(4, dtype=[("index", "S4"), ("bulk_labels", "i1"), ("n_genes", "<i8")])
+            obs["bulk_labels"] = codes
+            f["obs"] = obs
+            f["uns/bulk_labels_categories"] = cats
+        elif layout == "__categories":
+            f["obs/bulk_labels"] = codes
+            f["obs/__categories/bulk_labels"] = cats
+        else:
+            f["obs/bulk_labels/codes"] = codes
+            f["obs/bulk_labels/categories"] = cats
+    with h5py.File(tmp_path / "x.h5ad", "r") as f:
+        got, names = h5ad_categorical(f, "bulk_labels")
+    np.testing.assert_array_equal(got, codes)
+    assert got.dtype == np.int64 and names == ["B", "NK", "T"]

@@ -52,6 +52,24 @@ def test_kernel_sums_separate_targets():
     assert torch.allclose(kernel_sums(t, s, c, kern, min_intervals=100), ref, atol=1e-3 * float(ref.abs().max()))
 
 
+@pytest.mark.skipif(not _numba.HAVE_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("separate", [False, True])
+def test_fused_2d_spread_and_gather_match_the_torch_path(monkeypatch, separate):
+    """The numba loops for 2-D grids compute the same node charges and interpolation as torch."""
+    from iconlearn.tsne import interpolation
+
+    g = torch.Generator().manual_seed(3)
+    s = torch.randn(400, 2, generator=g, dtype=torch.float64) * 6
+    t = torch.randn(60, 2, generator=g, dtype=torch.float64) * 4 if separate else s
+    c = torch.randn(400, 4, generator=g, dtype=torch.float64)
+    kern = lambda d2: (1 + d2) ** -2  # noqa: E731
+    monkeypatch.setattr(interpolation, "FUSED", True)
+    fused = kernel_sums(t, s, c, kern, min_intervals=30)
+    monkeypatch.setattr(interpolation, "FUSED", False)
+    torch_path = kernel_sums(t, s, c, kern, min_intervals=30)
+    torch.testing.assert_close(fused, torch_path, rtol=1e-10, atol=1e-10)
+
+
 # ---------------------------------------------------------------- affinities
 def test_joint_affinities_formula(small):
     X, _, sq, idx = small

@@ -114,6 +114,23 @@ def load_reuters_r52(split: str = "all") -> Dataset:
     return _load_orange("reuters-r52", "reuters-r52", split)
 
 
+def h5ad_categorical(f, column: str) -> tuple[np.ndarray, list[str]]:
+    """Codes and category names of a categorical ``obs`` column of an open .h5ad file, in the three
+    layouts anndata has written: a compound ``obs`` table with ``uns/<column>_categories``
+    (anndata < 0.7, scanpy's bundled pbmc68k), codes in ``obs`` with ``obs/__categories``
+    (0.7), and an ``obs/<column>`` group of codes and categories (>= 0.8)."""
+    import h5py
+
+    obs = f["obs"]
+    if isinstance(obs, h5py.Dataset):
+        codes, cats = obs[column], f["uns"][f"{column}_categories"][()]
+    elif isinstance(obs[column], h5py.Group):
+        codes, cats = obs[column]["codes"], obs[column]["categories"][()]
+    else:
+        codes, cats = obs[column], obs["__categories"][column][()]
+    return np.asarray(codes, dtype=np.int64), [c.decode() if isinstance(c, bytes) else str(c) for c in cats]
+
+
 def load_pbmc68k(split: str = "all") -> Dataset:
     """700 blood cells x 765 genes from scanpy's bundled pbmc68k_reduced (10 imbalanced cell types)."""
     import h5py
@@ -121,15 +138,7 @@ def load_pbmc68k(split: str = "all") -> Dataset:
     path = _package_file("scanpy", "scanpy/datasets/10x_pbmc68k_reduced.h5ad", "pip install --no-deps scanpy")
     with h5py.File(path, "r") as f:
         X = np.asarray(f["X"], dtype=np.float32)
-        obs = f["obs"]
-        col = obs["bulk_labels"]
-        if isinstance(col, h5py.Group):  # anndata >= 0.8: categorical as codes + categories
-            codes = np.asarray(col["codes"], dtype=np.int64)
-            classes = [c.decode() if isinstance(c, bytes) else str(c) for c in col["categories"][()]]
-        else:  # older layout: codes in obs, categories under __categories
-            codes = np.asarray(col, dtype=np.int64)
-            cats = obs["__categories"]["bulk_labels"][()]
-            classes = [c.decode() if isinstance(c, bytes) else str(c) for c in cats]
+        codes, classes = h5ad_categorical(f, "bulk_labels")
     return Dataset("pbmc68k", X, codes, "tabular", classes)
 
 

@@ -34,6 +34,7 @@ from ..nn.heads import MultiHead
 from ..supervisory.graph import knn_matrix, restrict_to_batch, walk_matrix
 from ..supervisory.pairs import same_group_targets
 from ..supervisory.transforms import mix
+from .kmeans_init import kmeans_head
 
 
 def resolve_device(device) -> torch.device:
@@ -68,8 +69,16 @@ def check_features(X, name: str = "X") -> np.ndarray:
 
 def normalize_features(X: np.ndarray, how: str | None, stats: dict | None = None) -> tuple[np.ndarray, dict]:
     """``"l2"`` (unit rows), ``"center-l2"`` (subtract the mean, then unit rows), ``"standard"``
-    (zero mean, unit variance per column) or ``None``. ``stats`` from a fit are reused at predict."""
+    (zero mean, unit variance per column), ``None``, or ``"auto"``: ``"l2"`` when the rows are
+    already unit vectors (sentence encoders such as MiniLM normalise their output: their geometry
+    is the cosine one, which standardising distorts), ``"standard"`` otherwise (CNN features,
+    pixels, PCA scores). ``stats`` from a fit are reused at predict (including auto's choice)."""
     stats = {} if stats is None else stats
+    if how == "auto":
+        if "auto" not in stats:
+            norms = np.linalg.norm(X, axis=1)
+            stats["auto"] = "l2" if np.abs(norms - 1.0).max() < 1e-3 else "standard"
+        how = stats["auto"]
     if how in (None, "none"):
         return X, stats
     if how in ("center-l2", "standard"):
@@ -80,7 +89,7 @@ def normalize_features(X: np.ndarray, how: str | None, stats: dict | None = None
         return X / std, stats
     if how in ("l2", "center-l2"):
         return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12), stats
-    raise ValueError(f"normalize must be 'l2', 'center-l2', 'standard' or None, got {how!r}")
+    raise ValueError(f"normalize must be 'auto', 'l2', 'center-l2', 'standard' or None, got {how!r}")
 
 
 @dataclass
@@ -123,6 +132,7 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
 
     _needs_target = False
     _uses_teacher = False
+    init = "random"  # subclasses with an ``init`` parameter override it
     min_steps = 300  # optimiser steps at least, whatever the dataset size (epochs are raised to reach it)
 
     def _check_params(self, n: int) -> None:
@@ -141,6 +151,10 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
         V.check_positive(self.lr, "lr")
         if self.ema_decay is not None and not 0.0 <= float(self.ema_decay) < 1.0:
             raise ValueError(f"ema_decay must be None or lie in [0, 1), got {self.ema_decay!r}")
+        if self.init not in ("auto", "k-means", "random"):
+            raise ValueError(f"init must be 'auto', 'k-means' or 'random', got {self.init!r}")
+        if self.init == "k-means" and self.hidden:
+            raise ValueError("init='k-means' starts linear heads at k-means centroids; use hidden=0 or init='random'")
         if self.n_neighbors == 0 and not self._has_views:
             raise ValueError("no positives: n_neighbors=0 needs augmented views (fit(X, views=...))")
 
@@ -165,7 +179,7 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
             self.neighbors_ = idx
             W = walk_matrix(knn_matrix(idx, n), steps=1 + self.walks, binarize=self.binarize_walks)
         self.graph_ = W
-        return Xn, Vn, W
+        return X, Xn, Vn, W
 
     def _batches(self, n: int, W, n_views: int, rng: np.random.Generator):
         b = min(self.batch_size, n)
@@ -222,7 +236,7 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
         """Train the heads on features X (N x D); ``views`` (n_views x N x D) are features of
         augmented copies (optional). ``y`` is ignored (present for the scikit-learn API)."""
         t0 = time.perf_counter()
-        Xn, Vn, W = self._prepare(X, views)
+        X_raw, Xn, Vn, W = self._prepare(X, views)
         device = resolve_device(self.device)
         seed = self.random_state if self.random_state is not None else np.random.SeedSequence().entropy % 2**31
         rng = np.random.default_rng(seed)
@@ -230,7 +244,14 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
         n, d = Xn.shape
         Xt = torch.as_tensor(Xn, device=device)
         Vt = None if Vn is None else torch.as_tensor(Vn, device=device)
-        heads = MultiHead(d, self.n_clusters, self.n_heads, self.hidden, generator=gen).to(device)
+        heads = MultiHead(d, self.n_clusters, self.n_heads, self.hidden, generator=gen)
+        if self.init == "k-means" or (self.init == "auto" and not self.hidden):
+            with torch.no_grad():
+                for h in range(self.n_heads):
+                    w, b = kmeans_head(X_raw, Xn, self.n_clusters, int(rng.integers(2**31)))
+                    heads.out.weight[h] = torch.as_tensor(w)
+                    heads.out.bias[h, 0] = torch.as_tensor(b)
+        heads = heads.to(device)
         teacher = EMA(heads, float(self.ema_decay)) if (self.ema_decay is not None or self._uses_teacher) else None
         opt = torch.optim.Adam(heads.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         steps_per_epoch = max(1, n // min(self.batch_size, n))
@@ -241,28 +262,15 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
         from tqdm.auto import tqdm
 
         history = []
-        running = torch.zeros(self.n_heads, device=device)
         bar = tqdm(range(epochs), desc=type(self).__name__, disable=not self.verbose, unit="epoch")
         for epoch in bar:
-            running.zero_()
-            n_batches = 0
-            for anchors, nbrs, view_ids in self._batches(n, W, 0 if Vn is None else Vn.shape[0], rng):
-                batch = self._make_batch(Xt, Vt, W, anchors, nbrs, view_ids)
-                probs = self._assign(heads(batch.x), teacher=False)
-                probs_t = self._assign(teacher(batch.x), teacher=True) if teacher is not None else None
-                losses = self._head_losses(probs, probs_t, batch)
-                opt.zero_grad(set_to_none=True)
-                losses.sum().backward()
-                opt.step()
-                if teacher is not None:
-                    teacher.update(heads)
-                running += losses.detach()
-                n_batches += 1
+            epoch_loss = self._epoch(heads, teacher, opt, Xt, Vt, W, rng)
             sched.step()
-            epoch_loss = (running / max(n_batches, 1)).cpu().numpy()
             history.append(epoch_loss)
             bar.set_postfix(loss=float(epoch_loss.min()))
-        self.head_losses_ = history[-1]
+        # select on one more pass with the final weights (same batches for every head, no updates)
+        with torch.no_grad():
+            self.head_losses_ = self._epoch(heads, teacher, None, Xt, Vt, W, np.random.default_rng(seed))
         self.best_head_ = int(np.argmin(self.head_losses_))
         self.loss_history_ = np.array(history)
         self.heads_ = heads.eval()
@@ -271,6 +279,25 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
         self.labels_ = self.predict(X)
         self.fit_time_ = time.perf_counter() - t0
         return self
+
+    def _epoch(self, heads, teacher, opt, Xt, Vt, W, rng) -> np.ndarray:
+        """One pass over the data in batches; trains when ``opt`` is given. Mean loss per head."""
+        running = torch.zeros(self.n_heads, device=Xt.device)
+        n_batches = 0
+        for anchors, nbrs, view_ids in self._batches(len(Xt), W, 0 if Vt is None else Vt.shape[0], rng):
+            batch = self._make_batch(Xt, Vt, W, anchors, nbrs, view_ids)
+            probs = self._assign(heads(batch.x), teacher=False)
+            probs_t = self._assign(teacher(batch.x), teacher=True) if teacher is not None else None
+            losses = self._head_losses(probs, probs_t, batch)
+            if opt is not None:
+                opt.zero_grad(set_to_none=True)
+                losses.sum().backward()
+                opt.step()
+                if teacher is not None:
+                    teacher.update(heads)
+            running += losses.detach()
+            n_batches += 1
+        return (running / max(n_batches, 1)).cpu().numpy()
 
     def _init_state(self, device) -> None:
         pass
@@ -319,7 +346,12 @@ class IConClustering(HeadClusterer):
         n_heads: heads trained at once; hidden: 0 for linear heads, else the MLP width.
         epochs, batch_size (anchors per batch), neighbors_per_anchor (sampled from the walk
         graph and added to the batch), lr (Adam, halved every third of the epochs), weight_decay.
-        normalize: feature preprocessing ('l2', 'center-l2', 'standard', None).
+        normalize: feature preprocessing ('auto', 'l2', 'center-l2', 'standard', None); 'auto'
+            keeps unit-norm rows (sentence encoders) and standardises anything else.
+        init: 'k-means' starts each linear head at its own spherical k-means run
+            (:mod:`iconlearn.estimators.kmeans_init`), so the loss refines k-means partitions and the
+            lowest-loss head is kept; 'random' is the plain initialisation; 'auto' (default) is
+            'k-means' for linear heads and 'random' for MLP heads.
         device: 'auto', 'cpu' or 'cuda'. random_state: seed. verbose: progress bar.
 
     Fitted attributes: ``labels_``, ``best_head_``, ``head_losses_``, ``loss_history_``,
@@ -330,9 +362,9 @@ class IConClustering(HeadClusterer):
 
     def __init__(self, n_clusters: int = 10, n_neighbors: int = 3, walks: int = 1, binarize_walks: bool = False,
                  alpha_p: float = 0.6, alpha_q: float = 0.6, ema_decay: float | None = None, n_heads: int = 5,
-                 hidden: int = 0, epochs: int = 20, batch_size: int = 256, neighbors_per_anchor: int = 2,
-                 lr: float = 1e-2, weight_decay: float = 0.0, normalize: str | None = "standard", device="auto",
-                 random_state: int | None = None, verbose: bool = False):
+                 hidden: int = 0, epochs: int = 20, batch_size: int = 1024, neighbors_per_anchor: int = 2,
+                 lr: float = 1e-2, weight_decay: float = 0.0, normalize: str | None = "auto", init: str = "auto",
+                 device="auto", random_state: int | None = None, verbose: bool = False):
         self.n_clusters = n_clusters
         self.n_neighbors = n_neighbors
         self.walks = walks
@@ -348,6 +380,7 @@ class IConClustering(HeadClusterer):
         self.lr = lr
         self.weight_decay = weight_decay
         self.normalize = normalize
+        self.init = init
         self.device = device
         self.random_state = random_state
         self.verbose = verbose

@@ -21,6 +21,17 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from . import _numba as _fused
+
+#: spread / interpolate with the fused numba loops on CPU for 2-D grids when numba is installed
+#: (False forces the torch path, the reference)
+FUSED = True
+
+
+def _fused_2d(grid: "Grid", sources: Tensor, targets: Tensor) -> bool:
+    return (FUSED and _fused.HAVE_NUMBA and grid.dim == 2 and sources.device.type == "cpu"
+            and targets.device.type == "cpu" and not (sources.requires_grad or targets.requires_grad))
+
 
 def _smooth_size(n: int) -> int:
     """The smallest 2^a 3^b 5^c >= n (FFT lengths with large prime factors are slow)."""
@@ -92,16 +103,32 @@ class Grid:
         return idx, w
 
     def kernel_fft(self, kernel: Callable[[Tensor], Tensor], dtype, device) -> Tensor:
-        """rFFT of the kernel on node offsets, laid out circulantly on an L^d grid (L >= 2M)."""
+        """rFFT of the kernel on node offsets, laid out circulantly on an L^d grid (L >= 2M):
+        index k < M is offset k h, index L - k is offset -k h, the rest is zero (never read by a
+        linear convolution of M nodes). K depends on squared offsets only, so it is evaluated on
+        the M^d non-negative offsets and mirrored."""
         m, size = self.m, self.size
-        off = torch.arange(size, device=device, dtype=dtype)
-        off = torch.where(off < m, off, off - size) * self.h  # index L - k is offset -k; M..L-M unused
-        sq = torch.zeros((size,) * self.dim, dtype=dtype, device=device)
+        off2 = (torch.arange(m, device=device, dtype=dtype) * self.h) ** 2
+        sq = torch.zeros((m,) * self.dim, dtype=dtype, device=device)
         for d in range(self.dim):
             shape = [1] * self.dim
-            shape[d] = size
-            sq = sq + (off ** 2).view(shape)
-        kern = kernel(sq)
+            shape[d] = m
+            sq = sq + off2.view(shape)
+        quad = kernel(sq)
+        kern = torch.zeros((size,) * self.dim, dtype=dtype, device=device)
+        pos = torch.arange(m, device=device)
+        neg = (size - pos[1:]) % size  # offsets -1 .. -(M-1)
+        for d in range(self.dim):  # mirror along each dimension in turn
+            idx = [slice(None)] * self.dim
+            idx[d] = slice(0, m)
+            quad_full = torch.zeros(quad.shape[:d] + (size,) + quad.shape[d + 1:], dtype=dtype, device=device)
+            quad_full[tuple(idx)] = quad
+            idx[d] = neg
+            src = [slice(None)] * self.dim
+            src[d] = pos[1:]
+            quad_full[tuple(idx)] = quad[tuple(src)]
+            quad = quad_full
+        kern = quad
         return torch.fft.rfftn(kern, dim=tuple(range(self.dim)))
 
     def convolve(self, node_charges: Tensor, kernel_hat: Tensor) -> Tensor:
@@ -126,6 +153,13 @@ def kernel_sums(targets: Tensor, sources: Tensor, charges: Tensor, kernel: Calla
         both = sources if targets is sources else torch.cat([sources, targets])
         grid = Grid.covering(both, n_interp, min_intervals, ints_in_interval)
     work = torch.float64 if sources.dtype == torch.float64 else torch.float32
+    if _fused_2d(grid, sources, targets):
+        lo, args = grid.lo.detach().cpu().numpy(), (grid.box, grid.n_boxes, grid.p, grid.m)
+        src = sources.detach().to(work).numpy()
+        node = torch.from_numpy(_fused.spread_2d(src, charges.detach().to(work).numpy(), lo, *args))
+        pot = grid.convolve(node, grid.kernel_fft(kernel, work, node.device)).contiguous()
+        tgt = src if targets is sources else targets.detach().to(work).numpy()
+        return torch.from_numpy(_fused.gather_2d(tgt, pot.numpy(), lo, *args))
     s_idx, s_w = grid.weights(sources.to(work))
     if targets is sources:
         t_idx, t_w = s_idx, s_w
