@@ -258,3 +258,11 @@ def test_normalize_auto_keeps_unit_rows_and_standardises_the_rest():
 def test_bad_init_and_normalize(kw, match):
     with pytest.raises(ValueError, match=match):
         IConClustering(2, **{**FAST, **kw}).fit(np.random.rand(30, 3))
+
+
+def test_batch_size_auto_scales_with_the_data():
+    m = IConClustering(2)
+    assert [m._batch_size(n) for n in (100, 1797, 9100, 18821, 70000)] == [100, 256, 568, 1024, 1024]
+    assert IConClustering(2, batch_size=64)._batch_size(50) == 50
+    with pytest.raises(ValueError, match="batch_size"):
+        IConClustering(2, **{**FAST, "batch_size": "big"}).fit(np.random.rand(30, 3))

@@ -89,7 +89,7 @@ class SCANClustering(HeadClusterer):
     """SCAN's clustering step on frozen features: neighbour consistency + entropy (weight 5)."""
 
     def __init__(self, n_clusters: int = 10, n_neighbors: int = 3, entropy_weight: float = 5.0, n_heads: int = 5,
-                 hidden: int = 0, epochs: int = 20, batch_size: int = 1024, neighbors_per_anchor: int = 2,
+                 hidden: int = 0, epochs: int = 20, batch_size: int | str = "auto", neighbors_per_anchor: int = 2,
                  lr: float = 1e-2, weight_decay: float = 0.0, normalize: str | None = "auto", device="auto",
                  random_state: int | None = None, verbose: bool = False):
         self.n_clusters, self.n_neighbors, self.entropy_weight = n_clusters, n_neighbors, entropy_weight
@@ -116,7 +116,7 @@ class TEMIClustering(HeadClusterer):
 
     def __init__(self, n_clusters: int = 10, n_neighbors: int = 3, beta: float = 0.6, ema_decay: float = 0.99,
                  marginal_momentum: float = 0.9, student_temperature: float = 0.1, teacher_temperature: float = 0.04,
-                 n_heads: int = 5, hidden: int = 0, epochs: int = 20, batch_size: int = 1024,
+                 n_heads: int = 5, hidden: int = 0, epochs: int = 20, batch_size: int | str = "auto",
                  neighbors_per_anchor: int = 2, lr: float = 1e-2, weight_decay: float = 0.0,
                  normalize: str | None = "auto", device="auto", random_state: int | None = None, verbose: bool = False):
         self.n_clusters, self.n_neighbors, self.beta, self.ema_decay = n_clusters, n_neighbors, beta, ema_decay
@@ -169,7 +169,7 @@ class PlainIConClustering(IConClustering):
 
     def __init__(self, n_clusters: int = 10, n_neighbors: int = 3, walks: int = 0, binarize_walks: bool = False,
                  alpha_p: float = 0.0, alpha_q: float = 0.0, ema_decay: float | None = None, n_heads: int = 5,
-                 hidden: int = 0, epochs: int = 20, batch_size: int = 1024, neighbors_per_anchor: int = 2,
+                 hidden: int = 0, epochs: int = 20, batch_size: int | str = "auto", neighbors_per_anchor: int = 2,
                  lr: float = 1e-2, weight_decay: float = 0.0, normalize: str | None = "auto", device="auto",
                  random_state: int | None = None, verbose: bool = False, init: str = "random"):
         super().__init__(n_clusters, n_neighbors, walks, binarize_walks, alpha_p, alpha_q, ema_decay, n_heads, hidden,

@@ -146,7 +146,8 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
         V.check_int(self.n_heads, "n_heads", 1)
         V.check_int(self.hidden, "hidden", 0)
         V.check_int(self.epochs, "epochs", 1)
-        V.check_int(self.batch_size, "batch_size", 2)
+        if self.batch_size != "auto":
+            V.check_int(self.batch_size, "batch_size", 2)
         V.check_int(self.neighbors_per_anchor, "neighbors_per_anchor", 0)
         V.check_positive(self.lr, "lr")
         if self.ema_decay is not None and not 0.0 <= float(self.ema_decay) < 1.0:
@@ -157,6 +158,13 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
             raise ValueError("init='k-means' starts linear heads at k-means centroids; use hidden=0 or init='random'")
         if self.n_neighbors == 0 and not self._has_views:
             raise ValueError("no positives: n_neighbors=0 needs augmented views (fit(X, views=...))")
+
+    def _batch_size(self, n: int) -> int:
+        """Anchors per batch: ``batch_size``, or for ``"auto"`` n / 16 within [256, 1024] (small
+        data sets get several steps per epoch instead of full-batch steps)."""
+        if self.batch_size == "auto":
+            return min(n, 1024, max(256, n // 16))
+        return min(int(self.batch_size), n)
 
     # ------------------------------------------------------------------ data
     def _prepare(self, X, views):
@@ -182,7 +190,7 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
         return X, Xn, Vn, W
 
     def _batches(self, n: int, W, n_views: int, rng: np.random.Generator):
-        b = min(self.batch_size, n)
+        b = self._batch_size(n)
         perm = rng.permutation(n)
         for s in range(0, n - b + 1 if n >= b else 1, b):
             anchors = perm[s:s + b]
@@ -254,7 +262,7 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
         heads = heads.to(device)
         teacher = EMA(heads, float(self.ema_decay)) if (self.ema_decay is not None or self._uses_teacher) else None
         opt = torch.optim.Adam(heads.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        steps_per_epoch = max(1, n // min(self.batch_size, n))
+        steps_per_epoch = max(1, n // self._batch_size(n))
         epochs = max(self.epochs, -(-self.min_steps // steps_per_epoch))  # small data: at least min_steps
         step_every = max(1, epochs // 3)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step_every, gamma=0.5)
@@ -344,8 +352,9 @@ class IConClustering(HeadClusterer):
         alpha_p, alpha_q: debiasing weights on p and on q (paper recommends 0.6-0.8).
         ema_decay: None, or the decay of an EMA teacher whose assignments form q's columns.
         n_heads: heads trained at once; hidden: 0 for linear heads, else the MLP width.
-        epochs, batch_size (anchors per batch), neighbors_per_anchor (sampled from the walk
-        graph and added to the batch), lr (Adam, halved every third of the epochs), weight_decay.
+        epochs, batch_size (anchors per batch; 'auto': n / 16 within [256, 1024]),
+        neighbors_per_anchor (sampled from the walk graph and added to the batch), lr (Adam, halved
+        every third of the epochs), weight_decay.
         normalize: feature preprocessing ('auto', 'l2', 'center-l2', 'standard', None); 'auto'
             keeps unit-norm rows (sentence encoders) and standardises anything else.
         init: 'k-means' starts each linear head at its own spherical k-means run
@@ -362,7 +371,7 @@ class IConClustering(HeadClusterer):
 
     def __init__(self, n_clusters: int = 10, n_neighbors: int = 3, walks: int = 1, binarize_walks: bool = False,
                  alpha_p: float = 0.6, alpha_q: float = 0.6, ema_decay: float | None = None, n_heads: int = 5,
-                 hidden: int = 0, epochs: int = 20, batch_size: int = 1024, neighbors_per_anchor: int = 2,
+                 hidden: int = 0, epochs: int = 20, batch_size: int | str = "auto", neighbors_per_anchor: int = 2,
                  lr: float = 1e-2, weight_decay: float = 0.0, normalize: str | None = "auto", init: str = "auto",
                  device="auto", random_state: int | None = None, verbose: bool = False):
         self.n_clusters = n_clusters
