@@ -266,3 +266,14 @@ def test_batch_size_auto_scales_with_the_data():
     assert IConClustering(2, batch_size=64)._batch_size(50) == 50
     with pytest.raises(ValueError, match="batch_size"):
         IConClustering(2, **{**FAST, "batch_size": "big"}).fit(np.random.rand(30, 3))
+
+
+def test_cosine_heads_give_scale_free_logits_in_unit_range():
+    h = MultiHead(6, 4, n_heads=3, cosine=True, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(20, 6)
+    logits = h(x)
+    assert logits.shape == (3, 20, 4) and float(logits.abs().max()) <= 1.0 + 1e-6
+    torch.testing.assert_close(h(5.0 * x), logits)  # invariant to the input's scale
+    ref = torch.nn.functional.normalize(x, dim=1) @ torch.nn.functional.normalize(h.out.weight[1], dim=0)
+    torch.testing.assert_close(logits[1], ref)
+    assert TEMIClustering._cosine_heads and not IConClustering._cosine_heads

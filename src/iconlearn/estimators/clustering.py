@@ -132,6 +132,7 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
 
     _needs_target = False
     _uses_teacher = False
+    _cosine_heads = False  # weight-normalised last layer (TEMI's head)
     init = "random"  # subclasses with an ``init`` parameter override it
     min_steps = 300  # optimiser steps at least, whatever the dataset size (epochs are raised to reach it)
 
@@ -252,7 +253,7 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
         n, d = Xn.shape
         Xt = torch.as_tensor(Xn, device=device)
         Vt = None if Vn is None else torch.as_tensor(Vn, device=device)
-        heads = MultiHead(d, self.n_clusters, self.n_heads, self.hidden, generator=gen)
+        heads = MultiHead(d, self.n_clusters, self.n_heads, self.hidden, generator=gen, cosine=self._cosine_heads)
         if self.init == "k-means" or (self.init == "auto" and not self.hidden):
             with torch.no_grad():
                 for h in range(self.n_heads):
@@ -330,7 +331,7 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
         out = []
         for s in range(0, len(Xn), 8192):
             xb = torch.as_tensor(Xn[s:s + 8192], device=self.device_)
-            out.append(self.heads_.probs(xb)[self.best_head_].float().cpu())
+            out.append(self._assign(self.heads_(xb), teacher=False)[self.best_head_].float().cpu())
         return torch.cat(out).numpy()
 
     def predict(self, X) -> np.ndarray:

@@ -40,18 +40,21 @@ class MultiHead(nn.Module):
             batch-free LayerNorm-less ReLU, so a head's output for a point does not depend on
             the batch it is in).
         generator: a torch.Generator for reproducible initialisation.
+        cosine: logits are cosines between the L2-normalised input of the last layer and its
+            L2-normalised weight columns, no bias (DINO's weight-normalised last layer, the head of
+            TEMI), so they lie in [-1, 1] and a softmax temperature sets their sharpness.
 
     ``forward(x)`` returns (H x B x C) logits; :meth:`probs` the softmax over clusters.
     """
 
     def __init__(self, in_dim: int, n_clusters: int, n_heads: int = 1, hidden: int = 0,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, cosine: bool = False):
         super().__init__()
         V.check_int(in_dim, "in_dim", 1)
         V.check_int(n_clusters, "n_clusters", 2)
         V.check_int(n_heads, "n_heads", 1)
         V.check_int(hidden, "hidden", 0)
-        self.in_dim, self.n_clusters, self.n_heads, self.hidden = in_dim, n_clusters, n_heads, hidden
+        self.in_dim, self.n_clusters, self.n_heads, self.hidden, self.cosine = in_dim, n_clusters, n_heads, hidden, cosine
         if hidden:
             self.hidden_layer = MultiLinear(in_dim, hidden, n_heads, generator)
             self.out = MultiLinear(hidden, n_clusters, n_heads, generator)
@@ -62,6 +65,10 @@ class MultiHead(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.hidden_layer is not None:
             x = torch.relu(self.hidden_layer(x))
+        if self.cosine:
+            x = torch.nn.functional.normalize(x, dim=-1)
+            w = torch.nn.functional.normalize(self.out.weight, dim=1)  # unit columns (one per cluster)
+            return torch.einsum("bd,hdc->hbc", x, w) if x.ndim == 2 else torch.bmm(x, w)
         return self.out(x)
 
     def probs(self, x: Tensor) -> Tensor:
