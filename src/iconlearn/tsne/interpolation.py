@@ -115,7 +115,6 @@ class Grid:
             shape[d] = m
             sq = sq + off2.view(shape)
         quad = kernel(sq)
-        kern = torch.zeros((size,) * self.dim, dtype=dtype, device=device)
         pos = torch.arange(m, device=device)
         neg = (size - pos[1:]) % size  # offsets -1 .. -(M-1)
         for d in range(self.dim):  # mirror along each dimension in turn
@@ -128,8 +127,7 @@ class Grid:
             src[d] = pos[1:]
             quad_full[tuple(idx)] = quad[tuple(src)]
             quad = quad_full
-        kern = quad
-        return torch.fft.rfftn(kern, dim=tuple(range(self.dim)))
+        return torch.fft.rfftn(quad, dim=tuple(range(self.dim)))
 
     def convolve(self, node_charges: Tensor, kernel_hat: Tensor) -> Tensor:
         """Node potentials (M^d x C) from node charges (M^d x C)."""
