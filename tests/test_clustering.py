@@ -198,7 +198,7 @@ def test_kmeans_head_starts_at_the_spherical_kmeans_partition():
     from sklearn.cluster import KMeans
 
     from iconlearn.estimators.clustering import normalize_features
-    from iconlearn.estimators.kmeans_init import kmeans_head, spherical_kmeans_logits
+    from iconlearn.estimators.kmeans_init import kmeans_heads, spherical_kmeans_logits
 
     X, _ = blobs(n_per=50, k=5, d=8, seed=4, spread=1.0)
     L = spherical_kmeans_logits(X, 5, seed=7)
@@ -212,8 +212,8 @@ def test_kmeans_head_starts_at_the_spherical_kmeans_partition():
     # on unit rows the head is exact; on standardised rows it is a least-squares fit of the logits
     for how in ("l2", "standard"):
         Xn, _ = normalize_features(X, how)
-        w, b = kmeans_head(X, Xn, 5, seed=7)
-        logits = Xn @ w + b
+        w, b = kmeans_heads(X, Xn, 5, seeds=[3, 7])
+        logits = Xn @ w[1] + b[1]
         if how == "l2":
             np.testing.assert_allclose(logits, L, atol=1e-3)
         assert (logits.argmax(1) == ref).mean() >= 0.9

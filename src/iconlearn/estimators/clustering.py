@@ -34,7 +34,7 @@ from ..nn.heads import MultiHead
 from ..supervisory.graph import knn_matrix, restrict_to_batch, walk_matrix
 from ..supervisory.pairs import same_group_targets
 from ..supervisory.transforms import mix
-from .kmeans_init import kmeans_head
+from .kmeans_init import kmeans_heads
 
 
 def resolve_device(device) -> torch.device:
@@ -255,11 +255,10 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
         Vt = None if Vn is None else torch.as_tensor(Vn, device=device)
         heads = MultiHead(d, self.n_clusters, self.n_heads, self.hidden, generator=gen, cosine=self._cosine_heads)
         if self.init == "k-means" or (self.init == "auto" and not self.hidden):
+            w, b = kmeans_heads(X_raw, Xn, self.n_clusters, [int(rng.integers(2**31)) for _ in range(self.n_heads)])
             with torch.no_grad():
-                for h in range(self.n_heads):
-                    w, b = kmeans_head(X_raw, Xn, self.n_clusters, int(rng.integers(2**31)))
-                    heads.out.weight[h] = torch.as_tensor(w)
-                    heads.out.bias[h, 0] = torch.as_tensor(b)
+                heads.out.weight.copy_(torch.as_tensor(w))
+                heads.out.bias.copy_(torch.as_tensor(b)[:, None, :])
         heads = heads.to(device)
         teacher = EMA(heads, float(self.ema_decay)) if (self.ema_decay is not None or self._uses_teacher) else None
         opt = torch.optim.Adam(heads.parameters(), lr=self.lr, weight_decay=self.weight_decay)

@@ -32,10 +32,11 @@ def spherical_kmeans_logits(X: np.ndarray, n_clusters: int, seed: int, max_rows:
     return cos / T
 
 
-def kmeans_head(X: np.ndarray, Xn: np.ndarray, n_clusters: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Weight (D x C) and bias (C,) of a linear head on ``Xn`` (the head's input: X normalised)
-    whose logits fit the soft spherical k-means logits of ``X`` in least squares."""
-    L = spherical_kmeans_logits(X, n_clusters, seed).astype(np.float64)
+def kmeans_heads(X: np.ndarray, Xn: np.ndarray, n_clusters: int, seeds) -> tuple[np.ndarray, np.ndarray]:
+    """Weights (H x D x C) and biases (H x C) of linear heads on ``Xn`` (the heads' input: X
+    normalised), one per seed, whose logits fit the soft spherical k-means logits of ``X`` in least
+    squares. One solve for all heads: the design matrix [Xn, 1] is the same for every head."""
+    L = np.concatenate([spherical_kmeans_logits(X, n_clusters, s) for s in seeds], 1).astype(np.float64)
     A = np.hstack([Xn.astype(np.float64), np.ones((len(Xn), 1))])
-    coef = np.linalg.lstsq(A, L, rcond=None)[0]
-    return coef[:-1].astype(np.float32), coef[-1].astype(np.float32)
+    coef = np.linalg.lstsq(A, L, rcond=None)[0].reshape(A.shape[1], len(seeds), n_clusters).transpose(1, 0, 2)
+    return coef[:, :-1].astype(np.float32), coef[:, -1].astype(np.float32)
