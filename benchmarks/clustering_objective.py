@@ -17,25 +17,13 @@ import sys
 import numpy as np
 
 from iconlearn.data.features import extract_features
+from iconlearn.estimators.kmeans_init import hard_partition_loss
 from iconlearn.metrics import clustering_scores
 from iconlearn.neighbors import knn
 from iconlearn.supervisory.graph import knn_matrix, walk_matrix
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from bench_clustering import SPECS  # noqa: E402
-
-
-def hard_partition_loss(labels: np.ndarray, W, alpha_p: float, alpha_q: float) -> float:
-    """Exact I-Con loss (cross-entropy form, constant entropy of p dropped) of a hard partition."""
-    n = len(labels)
-    sizes = np.maximum(np.bincount(labels), 1).astype(float)
-    W = W.tocoo()
-    same = labels[W.row] == labels[W.col]
-    q_edges = np.where(same, (1 - alpha_q) / sizes[labels[W.row]], 0.0) + alpha_q / n
-    sparse = -(W.data * np.log(q_edges)).sum() / n
-    own = sizes[labels]  # the uniform part of p: n_c columns share i's cluster, the rest do not
-    uniform = -(own * np.log((1 - alpha_q) / own + alpha_q / n) + (n - own) * np.log(alpha_q / n)) / n
-    return float((1 - alpha_p) * sparse + alpha_p * uniform.mean())
 
 
 def main(argv=None) -> int:

@@ -219,6 +219,47 @@ def test_kmeans_head_starts_at_the_spherical_kmeans_partition():
         assert (logits.argmax(1) == ref).mean() >= 0.9
 
 
+def test_hard_partition_loss_matches_the_dense_formula():
+    """-1/N sum_ij p'_ij log q'_ij with p' = (1 - a_p) W + a_p / N and q' = (1 - a_q) [c_i = c_j] / n_c
+    + a_q / N, written densely in float64 on a random partition and a random kNN-walk graph."""
+    from iconlearn.estimators.kmeans_init import hard_partition_loss
+    from iconlearn.supervisory.graph import knn_matrix, walk_matrix
+
+    rng = np.random.default_rng()
+    n, k = 40, 4
+    idx = np.stack([rng.choice(np.delete(np.arange(n), i), 3, replace=False) for i in range(n)])
+    W = walk_matrix(knn_matrix(idx, n), steps=2)
+    labels = rng.integers(0, k, n)
+    labels[:k] = np.arange(k)  # every cluster non-empty
+    Wd = W.toarray()
+    sizes = np.bincount(labels)
+    same = labels[:, None] == labels[None, :]
+    for a_p, a_q in [(0.0, 0.6), (0.6, 0.6), (0.3, 0.9)]:
+        p = (1 - a_p) * Wd + a_p / n
+        q = (1 - a_q) * same / sizes[labels][:, None] + a_q / n
+        ref = -(p * np.log(q)).sum(1).mean()
+        assert hard_partition_loss(labels, W, a_p, a_q) == pytest.approx(ref, rel=1e-12)
+
+
+def test_kmeans_heads_start_at_the_lowest_scoring_runs():
+    from iconlearn.estimators.kmeans_init import kmeans_heads, spherical_kmeans_logits
+
+    X, _ = blobs(n_per=40, k=4, d=6, seed=8, spread=2.0)
+    Xh = X / np.linalg.norm(X, axis=1, keepdims=True)
+    seeds = [11, 12, 13, 14, 15]
+    runs = {s: spherical_kmeans_logits(X, 4, s).argmax(1) for s in seeds}
+    score = lambda labels: float(np.bincount(labels, minlength=4).max())  # noqa: E731  (any partition score)
+    order = sorted(seeds, key=lambda s: (score(runs[s]), seeds.index(s)))
+    w, b = kmeans_heads(X, Xh, 4, seeds, n_heads=2, score=score)
+    assert w.shape == (2, 6, 4)
+    for h, s in enumerate(order[:2]):
+        np.testing.assert_array_equal((Xh @ w[h] + b[h]).argmax(1), runs[s])
+    with pytest.raises(ValueError, match="score"):
+        kmeans_heads(X, Xh, 4, seeds, n_heads=2)
+    with pytest.raises(ValueError, match="n_init"):
+        IConClustering(4, n_init=0).fit(X)
+
+
 def test_kmeans_init_starts_each_head_near_a_partition(monkeypatch):
     from iconlearn.estimators.clustering import HeadClusterer
 

@@ -574,3 +574,29 @@ def test_extreme_temperatures_float32_finite():
             loss = loss_fn(a, b)
             loss.backward()
             assert torch.isfinite(loss) and torch.isfinite(a.grad).all()
+
+
+def test_iconclustering_loss_per_head_equals_the_per_head_general_path():
+    """IConClusteringLoss's fused path (SparseRows targets) and per_head (all heads in one pass)
+    give the general path's KL: icon_loss of the debiased p against cluster_log_q, per head."""
+    from iconlearn.core import SparseRows, icon_loss
+    from iconlearn.learned import cluster_log_q
+    from iconlearn.losses import IConClusteringLoss
+    from iconlearn.supervisory import debias
+
+    g = torch.Generator().manual_seed(7)
+    H, B, M, C = 4, 6, 14, 3
+    probs = torch.softmax(torch.randn(H, M, C, generator=g, dtype=torch.float64), -1)
+    idx = torch.randint(B, M, (B, 2), generator=g)
+    idx[:, 1] = (idx[:, 0] + 1 - B) % (M - B) + B  # two distinct non-anchor columns
+    val = torch.full((B, 2), 0.5, dtype=torch.float64)
+    val[2] = 0.0  # a row without positives is left out of the mean
+    target, own = SparseRows(val, idx), torch.arange(B)
+    loss = IConClusteringLoss(0.6, 0.4)
+    per_head = loss.per_head(probs[:, :B], target, probs)
+    keep = val.sum(1) > 0
+    for h in range(H):
+        general = icon_loss(debias(target, 0.6, own), cluster_log_q(probs[h, :B], probs[h], exclude=own, alpha=0.4),
+                            reduction="none")[keep].mean()
+        assert torch.allclose(per_head[h], general, atol=1e-12)
+        assert torch.allclose(loss(probs[h, :B], target=target, probs_ref=probs[h]), general, atol=1e-12)

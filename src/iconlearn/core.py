@@ -94,6 +94,16 @@ def _neg_entropy(p: Tensor | SparseRows) -> Tensor:
     return torch.special.xlogy(values, values).sum(1)
 
 
+def sparse_smoothed_neg_entropy(values: Tensor, alpha: float, n: Tensor) -> Tensor:
+    """sum_j p' log p' per row of p' = (1 - alpha) p + alpha / N_i, p given by its sparse ``values``
+    (B x K) and ``n`` (B,) the candidates N_i: the listed entries carry (1 - alpha) v + u, the other
+    N_i - K carry u = alpha / N_i alone."""
+    u = alpha / n
+    mixed = (1.0 - alpha) * values + u[:, None]
+    listed = torch.where(values > 0, torch.special.xlogy(mixed, mixed) - torch.special.xlogy(u, u)[:, None], 0.0)
+    return listed.sum(1) + n * torch.special.xlogy(u, u)
+
+
 def _smoothed_terms(p: Smoothed, log_q: Tensor) -> tuple[Tensor, Tensor]:
     """(sum_j p log q, sum_j p log p) per row for p = (1 - a) part + a / N_i."""
     a = float(p.alpha)
@@ -108,11 +118,7 @@ def _smoothed_terms(p: Smoothed, log_q: Tensor) -> tuple[Tensor, Tensor]:
         lq_cand = log_q if mask is None else log_q.masked_fill(mask, 0.0)
     cross = (1.0 - a) * _cross_term(p.part, log_q) + u * lq_cand.sum(1)
     if sparse:
-        v = p.part.values.to(log_q.dtype)
-        mixed = (1.0 - a) * v + u[:, None]
-        # listed entries carry (1-a) v + u, the other N_i - K carry u alone
-        listed = torch.where(v > 0, torch.special.xlogy(mixed, mixed) - torch.special.xlogy(u, u)[:, None], 0.0)
-        neg_ent = listed.sum(1) + n * torch.special.xlogy(u, u)
+        neg_ent = sparse_smoothed_neg_entropy(p.part.values.to(log_q.dtype), a, n)
     else:
         mixed = (1.0 - a) * p.part + u[:, None]
         if mask is not None:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import _validation as V
-from .core import SparseRows, icon_loss, reverse_icon_loss
+from .core import SparseRows, icon_loss, reverse_icon_loss, sparse_smoothed_neg_entropy
 from .distributed import gather
 from .learned import (
     ConcatSumKernel,
@@ -41,6 +41,7 @@ from .learned import (
     Kernel,
     StudentTKernel,
     SumKernel,
+    cluster_cross_entropy,
     cluster_log_q,
     compute_dtype,
     normalize,
@@ -594,10 +595,29 @@ class IConClusteringLoss(nn.Module):
                 target = SparseRows(target.values, target.indices // b * m + target.indices % b)
         else:
             _check_target(target, probs.shape[0], cols.shape[0], "target")
-        log_q = cluster_log_q(probs, cols, exclude=own, alpha=self.alpha_q)
         keep = has_positive(target)
-        rows = icon_loss(debias(target, self.alpha_p, own), log_q, reduction="none")
+        if isinstance(target, SparseRows) and own is not None:  # the fused path (same values, tested)
+            rows = self._fused_rows(probs[None], cols[None], target, own)[0]
+        else:
+            log_q = cluster_log_q(probs, cols, exclude=own, alpha=self.alpha_q)
+            rows = icon_loss(debias(target, self.alpha_p, own), log_q, reduction="none")
         return rows[keep].mean() if bool(keep.any()) else _zero_loss(probs)
+
+    def _fused_rows(self, probs: Tensor, cols: Tensor, target: SparseRows, own: Tensor) -> Tensor:
+        """KL rows (H x B) of H heads at once: :func:`iconlearn.learned.cluster_loss.cluster_cross_entropy`
+        plus the entropy term of the debiased p."""
+        cross_entropy = cluster_cross_entropy(probs, cols, target.indices, target.values, own, self.alpha_p, self.alpha_q)
+        n = torch.full((probs.shape[1],), float(cols.shape[1] - 1), dtype=cross_entropy.dtype, device=probs.device)
+        return cross_entropy + sparse_smoothed_neg_entropy(target.values.to(cross_entropy.dtype), self.alpha_p, n)
+
+    def per_head(self, probs: Tensor, target: SparseRows, probs_ref: Tensor) -> Tensor:
+        """(H,) losses of H heads in one fused pass: ``probs`` (H x B x C) the anchors' assignments,
+        ``probs_ref`` (H x M x C) the columns' (anchors first), ``target`` a SparseRows p over the M
+        columns. Each equals ``self(probs[h], target=target, probs_ref=probs_ref[h])`` (not distributed)."""
+        own = torch.arange(probs.shape[1], device=probs.device)
+        keep = has_positive(target)
+        rows = self._fused_rows(probs, probs_ref, target, own)
+        return rows[:, keep].mean(1) if bool(keep.any()) else probs.sum((1, 2)) * 0.0
 
 
 IConClustering = IConClusteringLoss  # the name used in the I-Con paper's Table 2

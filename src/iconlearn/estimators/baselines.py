@@ -177,8 +177,8 @@ class PlainIConClustering(IConClustering):
                  lr: float = 1e-2, weight_decay: float = 0.0, normalize: str | None = "auto", device="auto",
                  random_state: int | None = None, verbose: bool = False, init: str = "random"):
         super().__init__(n_clusters, n_neighbors, walks, binarize_walks, alpha_p, alpha_q, ema_decay, n_heads, hidden,
-                         epochs, batch_size, neighbors_per_anchor, lr, weight_decay, normalize, init, device,
-                         random_state, verbose)
+                         epochs, batch_size, neighbors_per_anchor, lr, weight_decay, normalize, init, device=device,
+                         random_state=random_state, verbose=verbose)
 
 
 BASELINES = {

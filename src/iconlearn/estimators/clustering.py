@@ -27,6 +27,7 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from torch import Tensor
 
 from .. import _validation as V
+from ..core import SparseRows
 from ..losses import IConClusteringLoss
 from ..neighbors import knn
 from ..nn.ema import EMA
@@ -34,7 +35,7 @@ from ..nn.heads import MultiHead
 from ..supervisory.graph import knn_matrix, restrict_to_batch, walk_matrix
 from ..supervisory.pairs import same_group_targets
 from ..supervisory.transforms import mix
-from .kmeans_init import kmeans_heads
+from .kmeans_init import hard_partition_loss, kmeans_heads
 
 
 def resolve_device(device) -> torch.device:
@@ -134,6 +135,7 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
     _uses_teacher = False
     _cosine_heads = False  # weight-normalised last layer (TEMI's head)
     init = "random"  # subclasses with an ``init`` parameter override it
+    n_init = "auto"  # k-means runs the heads' starts are chosen from ('auto': 4 per head)
     min_steps = 300  # optimiser steps at least, whatever the dataset size (epochs are raised to reach it)
 
     def _check_params(self, n: int) -> None:
@@ -155,6 +157,8 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
             raise ValueError(f"ema_decay must be None or lie in [0, 1), got {self.ema_decay!r}")
         if self.init not in ("auto", "k-means", "random"):
             raise ValueError(f"init must be 'auto', 'k-means' or 'random', got {self.init!r}")
+        if self.n_init != "auto":
+            V.check_int(self.n_init, "n_init", 1)
         if self.init == "k-means" and self.hidden:
             raise ValueError("init='k-means' starts linear heads at k-means centroids; use hidden=0 or init='random'")
         if self.n_neighbors == 0 and not self._has_views:
@@ -255,7 +259,9 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
         Vt = None if Vn is None else torch.as_tensor(Vn, device=device)
         heads = MultiHead(d, self.n_clusters, self.n_heads, self.hidden, generator=gen, cosine=self._cosine_heads)
         if self.init == "k-means" or (self.init == "auto" and not self.hidden):
-            w, b = kmeans_heads(X_raw, Xn, self.n_clusters, [int(rng.integers(2**31)) for _ in range(self.n_heads)])
+            n_runs = max(self.n_heads, 4 * self.n_heads if self.n_init == "auto" else int(self.n_init))
+            w, b = kmeans_heads(X_raw, Xn, self.n_clusters, [int(rng.integers(2**31)) for _ in range(n_runs)],
+                                self.n_heads, score=lambda labels: self._partition_loss(labels, W))
             with torch.no_grad():
                 heads.out.weight.copy_(torch.as_tensor(w))
                 heads.out.bias.copy_(torch.as_tensor(b)[:, None, :])
@@ -310,6 +316,10 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
     def _init_state(self, device) -> None:
         pass
 
+    def _partition_loss(self, labels: np.ndarray, W) -> float:
+        """The method's loss of a hard partition, which ranks the k-means runs that start the heads."""
+        raise NotImplementedError(f"{type(self).__name__} cannot rank k-means starts; use n_init <= n_heads")
+
     def _assign(self, logits: Tensor, teacher: bool) -> Tensor:
         """Soft assignments from logits (subclasses may use temperatures)."""
         return torch.softmax(logits, dim=-1)
@@ -357,10 +367,12 @@ class IConClustering(HeadClusterer):
         every third of the epochs), weight_decay.
         normalize: feature preprocessing ('auto', 'l2', 'center-l2', 'standard', None); 'auto'
             keeps unit-norm rows (sentence encoders) and standardises anything else.
-        init: 'k-means' starts each linear head at its own spherical k-means run
+        init: 'k-means' starts each linear head at a spherical k-means run
             (:mod:`iconlearn.estimators.kmeans_init`), so the loss refines k-means partitions and the
             lowest-loss head is kept; 'random' is the plain initialisation; 'auto' (default) is
             'k-means' for linear heads and 'random' for MLP heads.
+        n_init: k-means runs to start the heads from ('auto': 4 per head); the heads start at the
+            runs whose hard partitions have the lowest exact loss (no labels used).
         device: 'auto', 'cpu' or 'cuda'. random_state: seed. verbose: progress bar.
 
     Fitted attributes: ``labels_``, ``best_head_``, ``head_losses_``, ``loss_history_``,
@@ -373,7 +385,7 @@ class IConClustering(HeadClusterer):
                  alpha_p: float = 0.6, alpha_q: float = 0.6, ema_decay: float | None = None, n_heads: int = 5,
                  hidden: int = 0, epochs: int = 20, batch_size: int | str = "auto", neighbors_per_anchor: int = 2,
                  lr: float = 1e-2, weight_decay: float = 0.0, normalize: str | None = "auto", init: str = "auto",
-                 device="auto", random_state: int | None = None, verbose: bool = False):
+                 n_init: int | str = "auto", device="auto", random_state: int | None = None, verbose: bool = False):
         self.n_clusters = n_clusters
         self.n_neighbors = n_neighbors
         self.walks = walks
@@ -390,6 +402,7 @@ class IConClustering(HeadClusterer):
         self.weight_decay = weight_decay
         self.normalize = normalize
         self.init = init
+        self.n_init = n_init
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -398,8 +411,15 @@ class IConClustering(HeadClusterer):
         super()._check_params(n)
         self._loss = IConClusteringLoss(self.alpha_p, self.alpha_q)
 
+    def _partition_loss(self, labels, W) -> float:
+        if W is None:  # views only: no graph to score a partition against
+            return 0.0
+        return hard_partition_loss(labels, W, self.alpha_p, self.alpha_q)
+
     def _head_losses(self, probs, probs_t, batch) -> Tensor:
         B = batch.partners.shape[0]
         cols = probs if probs_t is None else probs_t
+        if isinstance(batch.p, SparseRows):  # all heads in one fused pass
+            return self._loss.per_head(probs[:, :B], batch.p, cols)
         return torch.stack([self._loss(probs[h, :B], target=batch.p, probs_ref=cols[h])
                             for h in range(probs.shape[0])])

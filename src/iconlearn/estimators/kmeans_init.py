@@ -8,8 +8,13 @@ one initialisation, centroids renormalised): the soft assignment
 with T set from the data so that the median point prefers its own centroid to the runner-up by
 one logit (soft enough to move). The head's input may be normalised differently (e.g.
 standardised); the head is the least-squares fit of these logits on its own input, exact when the
-input is the L2-normalised features. Training then moves each head wherever the loss prefers,
-and the lowest-loss head is kept: the loss, not the k-means inertia, chooses among the restarts.
+input is the L2-normalised features.
+
+More restarts are run than there are heads, and the heads start at those whose hard partitions
+have the lowest exact I-Con loss (:func:`hard_partition_loss`): the clustering objective, not the
+k-means inertia, chooses among the restarts (on 20 Newsgroups its ranking of 20 restarts has a
+Spearman correlation of -0.70 with their accuracy). Training then moves each head wherever the
+loss prefers, and the lowest-loss head is kept.
 """
 from __future__ import annotations
 
@@ -32,11 +37,43 @@ def spherical_kmeans_logits(X: np.ndarray, n_clusters: int, seed: int, max_rows:
     return cos / T
 
 
-def kmeans_heads(X: np.ndarray, Xn: np.ndarray, n_clusters: int, seeds) -> tuple[np.ndarray, np.ndarray]:
+def hard_partition_loss(labels: np.ndarray, W, alpha_p: float, alpha_q: float) -> float:
+    """Exact full-data I-Con loss (eq. 1, cross-entropy form: p's constant entropy dropped) of a
+    hard partition, in O(nnz(W) + N).
+
+    For a partition with cluster sizes n_c the shared cluster likelihood is q(j|i) = [c_i = c_j] /
+    n_c, debiased q' = (1 - alpha_q) q + alpha_q / N; p' = (1 - alpha_p) W + alpha_p / N with W the
+    row-stochastic kNN-walk matrix (section 3.3). The uniform part of p' only needs the sizes.
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
+    sizes = np.maximum(np.bincount(labels), 1).astype(float)
+    W = W.tocoo()
+    same = labels[W.row] == labels[W.col]
+    q_edges = np.where(same, (1 - alpha_q) / sizes[labels[W.row]], 0.0) + alpha_q / n
+    sparse = -(W.data * np.log(q_edges)).sum() / n
+    own = sizes[labels]  # n_c columns share i's cluster, the other n - n_c do not
+    uniform = -(own * np.log((1 - alpha_q) / own + alpha_q / n) + (n - own) * np.log(alpha_q / n)) / n
+    return float((1 - alpha_p) * sparse + alpha_p * uniform.mean())
+
+
+def kmeans_heads(X: np.ndarray, Xn: np.ndarray, n_clusters: int, seeds, n_heads: int | None = None,
+                 score=None) -> tuple[np.ndarray, np.ndarray]:
     """Weights (H x D x C) and biases (H x C) of linear heads on ``Xn`` (the heads' input: X
-    normalised), one per seed, whose logits fit the soft spherical k-means logits of ``X`` in least
-    squares. One solve for all heads: the design matrix [Xn, 1] is the same for every head."""
-    L = np.concatenate([spherical_kmeans_logits(X, n_clusters, s) for s in seeds], 1).astype(np.float64)
+    normalised) whose logits fit soft spherical k-means logits of ``X`` in least squares.
+
+    One k-means run per seed; with ``n_heads`` < len(seeds) the heads start at the ``n_heads`` runs
+    whose hard partitions have the lowest ``score(labels)`` (e.g. :func:`hard_partition_loss`).
+    One solve for all heads: the design matrix [Xn, 1] is the same for every head.
+    """
+    runs = [spherical_kmeans_logits(X, n_clusters, s) for s in seeds]
+    n_heads = len(runs) if n_heads is None else n_heads
+    if n_heads < len(runs):
+        if score is None:
+            raise ValueError("choosing among more k-means runs than heads needs a score")
+        order = np.argsort([score(r.argmax(1)) for r in runs], kind="stable")
+        runs = [runs[i] for i in order[:n_heads]]
+    L = np.concatenate(runs, 1).astype(np.float64)
     A = np.hstack([Xn.astype(np.float64), np.ones((len(Xn), 1))])
-    coef = np.linalg.lstsq(A, L, rcond=None)[0].reshape(A.shape[1], len(seeds), n_clusters).transpose(1, 0, 2)
+    coef = np.linalg.lstsq(A, L, rcond=None)[0].reshape(A.shape[1], n_heads, n_clusters).transpose(1, 0, 2)
     return coef[:, :-1].astype(np.float32), coef[:, -1].astype(np.float32)

@@ -1,5 +1,6 @@
 """Learned neighbourhood distributions q(j|i): kernels on embeddings and cluster likelihoods."""
 from ..core import smooth_log_q
+from .cluster_loss import cluster_cross_entropy
 from .clusters import ClusterLikelihood, cluster_log_q
 from .kernels import (
     ConcatSumKernel,
@@ -17,7 +18,7 @@ from .kernels import (
 )
 
 __all__ = [
-    "ClusterLikelihood", "cluster_log_q", "ConcatSumKernel", "CosineKernel", "DotKernel", "ExponentialKernel",
+    "ClusterLikelihood", "cluster_cross_entropy", "cluster_log_q", "ConcatSumKernel", "CosineKernel", "DotKernel", "ExponentialKernel",
     "GaussianKernel", "Kernel", "LaplacianKernel", "StudentTKernel", "SumKernel", "normalize", "sq_distances",
     "smooth_log_q", "compute_dtype",
 ]
