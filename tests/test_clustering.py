@@ -241,21 +241,51 @@ def test_hard_partition_loss_matches_the_dense_formula():
         assert hard_partition_loss(labels, W, a_p, a_q) == pytest.approx(ref, rel=1e-12)
 
 
-def test_kmeans_heads_start_at_the_lowest_scoring_runs():
-    from iconlearn.estimators.kmeans_init import kmeans_heads, spherical_kmeans_logits
+def test_keep_heads_continues_training_as_if_only_those_heads_existed():
+    """Pruning heads mid-training (parameters, Adam moments, EMA teacher) gives exactly the run in
+    which only the kept heads were ever trained: Adam is elementwise and the loss separates by head."""
+    from iconlearn.nn.heads import keep_heads
 
-    X, _ = blobs(n_per=40, k=4, d=6, seed=8, spread=2.0)
-    Xh = X / np.linalg.norm(X, axis=1, keepdims=True)
-    seeds = [11, 12, 13, 14, 15]
-    runs = {s: spherical_kmeans_logits(X, 4, s).argmax(1) for s in seeds}
-    score = lambda labels: float(np.bincount(labels, minlength=4).max())  # noqa: E731  (any partition score)
-    order = sorted(seeds, key=lambda s: (score(runs[s]), seeds.index(s)))
-    w, b = kmeans_heads(X, Xh, 4, seeds, n_heads=2, score=score)
-    assert w.shape == (2, 6, 4)
-    for h, s in enumerate(order[:2]):
-        np.testing.assert_array_equal((Xh @ w[h] + b[h]).argmax(1), runs[s])
-    with pytest.raises(ValueError, match="score"):
-        kmeans_heads(X, Xh, 4, seeds, n_heads=2)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 6, generator=g)
+    full = MultiHead(6, 3, n_heads=4, generator=g)
+    keep = [2, 0]
+    part = MultiHead(6, 3, n_heads=2)
+    with torch.no_grad():
+        for a, b in zip(part.parameters(), full.parameters()):
+            a.copy_(b[keep])
+    opts = [torch.optim.Adam(m.parameters(), lr=0.05) for m in (full, part)]
+    teachers = [EMA(full, 0.9), EMA(part, 0.9)]
+
+    def step(m, opt, teacher):
+        loss = (m.probs(x)[:, :, 0] ** 2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        teacher.update(m)
+
+    for _ in range(3):
+        step(full, opts[0], teachers[0])
+        step(part, opts[1], teachers[1])
+        if _ == 0:
+            keep_heads(full, keep, opts[0], teachers[0])
+            assert full.n_heads == 2 and full.out.weight.shape == (2, 6, 3)
+    for a, b in zip(full.parameters(), part.parameters()):
+        torch.testing.assert_close(a, b)
+    for a, b in zip(teachers[0].module.parameters(), teachers[1].module.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_kmeans_starts_are_pruned_to_the_lowest_loss_heads(monkeypatch):
+    monkeypatch.setattr(HeadClusterer, "min_steps", 12)
+    monkeypatch.setattr(HeadClusterer, "prune_steps", 4)
+    X, y = blobs(n_per=30, k=4, d=5, seed=6, spread=0.8)
+    m = IConClustering(4, n_init=6, n_heads=2, epochs=1, batch_size=30, random_state=0, device="cpu").fit(X)
+    # 4 steps per epoch: all 6 k-means starts train for one epoch, then the 2 lowest go on
+    assert m.start_losses_.shape == (6,) and m.heads_.n_heads == 2
+    assert m.loss_history_.shape == (3, 2) and m.head_losses_.shape == (2,)
+    np.testing.assert_allclose(m.loss_history_[0], np.sort(m.start_losses_)[:2], rtol=1e-6)
+    assert m.predict_proba(X).shape == (len(X), 4)
     with pytest.raises(ValueError, match="n_init"):
         IConClustering(4, n_init=0).fit(X)
 

@@ -31,11 +31,11 @@ from ..core import SparseRows
 from ..losses import IConClusteringLoss
 from ..neighbors import knn
 from ..nn.ema import EMA
-from ..nn.heads import MultiHead
+from ..nn.heads import MultiHead, keep_heads
 from ..supervisory.graph import knn_matrix, restrict_to_batch, walk_matrix
 from ..supervisory.pairs import same_group_targets
 from ..supervisory.transforms import mix
-from .kmeans_init import hard_partition_loss, kmeans_heads
+from .kmeans_init import kmeans_heads
 
 
 def resolve_device(device) -> torch.device:
@@ -135,7 +135,8 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
     _uses_teacher = False
     _cosine_heads = False  # weight-normalised last layer (TEMI's head)
     init = "random"  # subclasses with an ``init`` parameter override it
-    n_init = "auto"  # k-means runs the heads' starts are chosen from ('auto': 4 per head)
+    n_init = "auto"  # heads started at k-means runs, pruned to n_heads ('auto': 4 per head)
+    prune_steps = 50  # optimiser steps (whole epochs) after which the n_heads lowest-loss heads go on
     min_steps = 300  # optimiser steps at least, whatever the dataset size (epochs are raised to reach it)
 
     def _check_params(self, n: int) -> None:
@@ -257,11 +258,12 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
         n, d = Xn.shape
         Xt = torch.as_tensor(Xn, device=device)
         Vt = None if Vn is None else torch.as_tensor(Vn, device=device)
-        heads = MultiHead(d, self.n_clusters, self.n_heads, self.hidden, generator=gen, cosine=self._cosine_heads)
-        if self.init == "k-means" or (self.init == "auto" and not self.hidden):
-            n_runs = max(self.n_heads, 4 * self.n_heads if self.n_init == "auto" else int(self.n_init))
-            w, b = kmeans_heads(X_raw, Xn, self.n_clusters, [int(rng.integers(2**31)) for _ in range(n_runs)],
-                                self.n_heads, score=lambda labels: self._partition_loss(labels, W))
+        kmeans_start = self.init == "k-means" or (self.init == "auto" and not self.hidden)
+        n_start = max(self.n_heads, 4 * self.n_heads if self.n_init == "auto" else int(self.n_init)) \
+            if kmeans_start else self.n_heads
+        heads = MultiHead(d, self.n_clusters, n_start, self.hidden, generator=gen, cosine=self._cosine_heads)
+        if kmeans_start:
+            w, b = kmeans_heads(X_raw, Xn, self.n_clusters, [int(rng.integers(2**31)) for _ in range(n_start)])
             with torch.no_grad():
                 heads.out.weight.copy_(torch.as_tensor(w))
                 heads.out.bias.copy_(torch.as_tensor(b)[:, None, :])
@@ -276,12 +278,18 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
         from tqdm.auto import tqdm
 
         history = []
+        prune_at = min(-(-self.prune_steps // steps_per_epoch), epochs) if n_start > self.n_heads else -1
         bar = tqdm(range(epochs), desc=type(self).__name__, disable=not self.verbose, unit="epoch")
         for epoch in bar:
             epoch_loss = self._epoch(heads, teacher, opt, Xt, Vt, W, rng)
             sched.step()
             history.append(epoch_loss)
-            bar.set_postfix(loss=float(epoch_loss.min()))
+            if epoch + 1 == prune_at:  # the n_heads starts with the lowest loss go on
+                keep = np.argsort(epoch_loss, kind="stable")[:self.n_heads]
+                keep_heads(heads, keep, opt, teacher)
+                self.start_losses_ = epoch_loss
+                history = [h[keep] for h in history]
+            bar.set_postfix(loss=float(history[-1].min()))
         # select on one more pass with the final weights (same batches for every head, no updates)
         with torch.no_grad():
             self.head_losses_ = self._epoch(heads, teacher, None, Xt, Vt, W, np.random.default_rng(seed))
@@ -296,7 +304,7 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
 
     def _epoch(self, heads, teacher, opt, Xt, Vt, W, rng) -> np.ndarray:
         """One pass over the data in batches; trains when ``opt`` is given. Mean loss per head."""
-        running = torch.zeros(self.n_heads, device=Xt.device)
+        running = torch.zeros(heads.n_heads, device=Xt.device)
         n_batches = 0
         for anchors, nbrs, view_ids in self._batches(len(Xt), W, 0 if Vt is None else Vt.shape[0], rng):
             batch = self._make_batch(Xt, Vt, W, anchors, nbrs, view_ids)
@@ -315,10 +323,6 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
 
     def _init_state(self, device) -> None:
         pass
-
-    def _partition_loss(self, labels: np.ndarray, W) -> float:
-        """The method's loss of a hard partition, which ranks the k-means runs that start the heads."""
-        raise NotImplementedError(f"{type(self).__name__} cannot rank k-means starts; use n_init <= n_heads")
 
     def _assign(self, logits: Tensor, teacher: bool) -> Tensor:
         """Soft assignments from logits (subclasses may use temperatures)."""
@@ -371,8 +375,9 @@ class IConClustering(HeadClusterer):
             (:mod:`iconlearn.estimators.kmeans_init`), so the loss refines k-means partitions and the
             lowest-loss head is kept; 'random' is the plain initialisation; 'auto' (default) is
             'k-means' for linear heads and 'random' for MLP heads.
-        n_init: k-means runs to start the heads from ('auto': 4 per head); the heads start at the
-            runs whose hard partitions have the lowest exact loss (no labels used).
+        n_init: with a k-means start, heads are started at this many k-means runs ('auto': 4 per
+            kept head) and trained together; after 50 optimiser steps (rounded up to whole epochs) the
+            ``n_heads`` with the lowest loss go on (no labels used). Ignored for random starts.
         device: 'auto', 'cpu' or 'cuda'. random_state: seed. verbose: progress bar.
 
     Fitted attributes: ``labels_``, ``best_head_``, ``head_losses_``, ``loss_history_``,
@@ -410,11 +415,6 @@ class IConClustering(HeadClusterer):
     def _check_params(self, n: int) -> None:
         super()._check_params(n)
         self._loss = IConClusteringLoss(self.alpha_p, self.alpha_q)
-
-    def _partition_loss(self, labels, W) -> float:
-        if W is None:  # views only: no graph to score a partition against
-            return 0.0
-        return hard_partition_loss(labels, W, self.alpha_p, self.alpha_q)
 
     def _head_losses(self, probs, probs_t, batch) -> Tensor:
         B = batch.partners.shape[0]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import torch
 from torch import Tensor, nn
 
@@ -74,3 +76,20 @@ class MultiHead(nn.Module):
     def probs(self, x: Tensor) -> Tensor:
         """Soft assignments (H x B x C)."""
         return torch.softmax(self.forward(x), dim=-1)
+
+
+@torch.no_grad()
+def keep_heads(heads: MultiHead, keep, opt: torch.optim.Optimizer | None = None, teacher: nn.Module | None = None) -> None:
+    """Keep only the heads ``keep`` (indices) of ``heads``, in place: its parameters, their
+    optimiser state (Adam's moments, any per-parameter tensor shaped like the parameter) and an EMA
+    teacher's copy, so that training goes on with the same optimiser and schedule."""
+    idx = torch.as_tensor(np.asarray(keep), dtype=torch.long)
+    modules = [heads] + ([teacher.module if hasattr(teacher, "module") else teacher] if teacher is not None else [])
+    for module in modules:
+        for p in module.parameters():
+            state = opt.state.get(p, {}) if opt is not None else {}
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.shape == p.shape:
+                    state[key] = value[idx.to(value.device)].clone()
+            p.data = p.data[idx.to(p.device)].clone()
+        module.n_heads = len(idx)
