@@ -32,9 +32,9 @@ _TINY = 1e-30
 class _DebiasedClusterCrossEntropy(torch.autograd.Function):
     """H (H x B) from a = phi / s (H x B x C) and b = phi_ref (H x M x C); the sparse target (B x K)
     and the own columns (B,) are shared by the heads. One (B x M) buffer per head is written by the
-    product, transformed in place into q' and kept for the backward pass, which turns it in place
-    into dH/dQ: no other (B x M) tensor is allocated (fresh allocations of that size, not the
-    arithmetic, dominated the step on a CPU). The saved buffers are consumed: one backward only."""
+    product, transformed in place into q' and kept for the backward pass, which computes dH/dQ in
+    place in a second: no other (B x M) tensor is allocated (fresh allocations of that size, not the
+    arithmetic, dominated the step on a CPU); the backward pass writes one more, per head."""
 
     @staticmethod
     def forward(ctx, a: Tensor, b: Tensor, indices: Tensor, values: Tensor, own: Tensor, alpha_p: float,
@@ -67,9 +67,9 @@ class _DebiasedClusterCrossEntropy(torch.autograd.Function):
         # sum_j dH/dq'_ij q'_ij = -sum_j p'(j|i) in closed form (the own column holds q' = 1, g = 0)
         mass = alpha_p + (1.0 - alpha_p) * values.sum(1, keepdim=True)
         grad_a, grad_b = torch.empty_like(a), torch.empty_like(b)
-        for h, g in enumerate(saved):
-            q_listed = g.gather(1, indices)
-            g.reciprocal_().mul_(-alpha_p / n).scatter_(1, own_ix, 0.0)  # dH/dq' of p's uniform part
+        for h, qp in enumerate(saved):
+            q_listed = qp.gather(1, indices)
+            g = qp.reciprocal().mul_(-alpha_p / n).scatter_(1, own_ix, 0.0)  # dH/dq' of p's uniform part
             g.scatter_add_(1, indices, -(1.0 - alpha_p) * values / q_listed)  # ... and of its sparse part
             r = (mass + (alpha_q / n) * g.sum(1, keepdim=True)) / rests[h]
             g.mul_((1.0 - alpha_q) / rests[h]).add_(r).scatter_(1, own_ix, 0.0).mul_(grad[h].unsqueeze(1))
