@@ -31,7 +31,7 @@ from ..core import SparseRows
 from ..losses import IConClusteringLoss
 from ..neighbors import knn
 from ..nn.ema import EMA
-from ..nn.heads import MultiHead, keep_heads
+from ..nn import MultiHead, keep_heads
 from ..supervisory.graph import knn_matrix, restrict_to_batch, walk_matrix
 from ..supervisory.pairs import same_group_targets
 from ..supervisory.transforms import mix

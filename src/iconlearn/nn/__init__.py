@@ -1,5 +1,5 @@
 """Mappers: clustering heads, EMA teacher, encoders, memory bank."""
 from .ema import EMA
-from .heads import MultiHead, MultiLinear
+from .heads import MultiHead, MultiLinear, keep_heads
 
-__all__ = ["EMA", "MultiHead", "MultiLinear"]
+__all__ = ["EMA", "MultiHead", "MultiLinear", "keep_heads"]
