@@ -607,7 +607,7 @@ class IConClusteringLoss(nn.Module):
         """KL rows (H x B) of H heads at once: :func:`iconlearn.learned.cluster_loss.cluster_cross_entropy`
         plus the entropy term of the debiased p."""
         cross_entropy = cluster_cross_entropy(probs, cols, target.indices, target.values, own, self.alpha_p, self.alpha_q)
-        n = torch.full((probs.shape[1],), float(cols.shape[1] - 1), dtype=cross_entropy.dtype, device=probs.device)
+        n = torch.full((probs.shape[1],), float(max(cols.shape[1] - 1, 1)), dtype=cross_entropy.dtype, device=probs.device)
         return cross_entropy + sparse_smoothed_neg_entropy(target.values.to(cross_entropy.dtype), self.alpha_p, n)
 
     def per_head(self, probs: Tensor, target: SparseRows, probs_ref: Tensor) -> Tensor:

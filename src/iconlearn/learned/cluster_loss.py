@@ -39,7 +39,7 @@ class _DebiasedClusterCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a: Tensor, b: Tensor, indices: Tensor, values: Tensor, own: Tensor, alpha_p: float,
                 alpha_q: float):
-        n = b.shape[1] - 1
+        n = max(b.shape[1] - 1, 1)  # one column: no candidates (no row has a positive)
         own_ix, c0 = own.view(-1, 1), alpha_q / n
         out, saved, rests = [], [], []
         for h in range(a.shape[0]):
@@ -62,7 +62,7 @@ class _DebiasedClusterCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         a, b, indices, values, own, rests, *saved = ctx.saved_tensors
         alpha_p, alpha_q = ctx.alphas
-        n = b.shape[1] - 1
+        n = max(b.shape[1] - 1, 1)  # one column: no candidates (no row has a positive)
         own_ix = own.view(-1, 1)
         # sum_j dH/dq'_ij q'_ij = -sum_j p'(j|i) in closed form (the own column holds q' = 1, g = 0)
         mass = alpha_p + (1.0 - alpha_p) * values.sum(1, keepdim=True)
