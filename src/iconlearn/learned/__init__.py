@@ -18,7 +18,7 @@ from .kernels import (
 )
 
 __all__ = [
-    "ClusterLikelihood", "cluster_cross_entropy", "cluster_log_q", "ConcatSumKernel", "CosineKernel", "DotKernel", "ExponentialKernel",
-    "GaussianKernel", "Kernel", "LaplacianKernel", "StudentTKernel", "SumKernel", "normalize", "sq_distances",
+    "ClusterLikelihood", "cluster_cross_entropy", "cluster_log_q", "ConcatSumKernel", "CosineKernel", "DotKernel",
+    "ExponentialKernel", "GaussianKernel", "Kernel", "LaplacianKernel", "StudentTKernel", "SumKernel", "normalize", "sq_distances",
     "smooth_log_q", "compute_dtype",
 ]

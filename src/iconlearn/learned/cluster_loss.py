@@ -31,10 +31,10 @@ _TINY = 1e-30
 
 class _DebiasedClusterCrossEntropy(torch.autograd.Function):
     """H (H x B) from a = phi / s (H x B x C) and b = phi_ref (H x M x C); the sparse target (B x K)
-    and the own columns (B,) are shared by the heads. One (B x M) buffer per head is written by the
-    product, transformed in place into q' and kept for the backward pass, which computes dH/dQ in
-    place in a second: no other (B x M) tensor is allocated (fresh allocations of that size, not the
-    arithmetic, dominated the step on a CPU); the backward pass writes one more, per head."""
+    and the own columns (B,) are shared by the heads. Per head, the forward pass writes one (B x M)
+    buffer (the product Q), turns it into q' in place and saves it; the backward pass writes one
+    more (dH/dQ, computed in place). Fresh allocations of that size, not the arithmetic, dominated
+    the step on a CPU."""
 
     @staticmethod
     def forward(ctx, a: Tensor, b: Tensor, indices: Tensor, values: Tensor, own: Tensor, alpha_p: float,
