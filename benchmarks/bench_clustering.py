@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from iconlearn.data.features import extract_features
+from iconlearn.estimators.clustering import IConClustering
 from iconlearn.report import compare, default_methods, markdown_table
 
 # dataset -> (encoder, extra extract_features kwargs)
@@ -41,6 +42,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--methods", default=None, help="comma-separated subset (default: all)")
     ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--variant", action="append", default=[], metavar='JSON',
+                    help='an extra I-Con row with these parameters changed, e.g. \'{"walks": 3}\' (repeatable)')
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="benchmarks/results/clustering")
     args = ap.parse_args(argv)
@@ -59,7 +62,14 @@ def main(argv=None) -> int:
         counts = np.bincount(y)
         print(f"\n{name}: {X.shape} {enc} features ({time.perf_counter() - t0:.1f}s to load), {k} classes, "
               f"largest/smallest class {counts.max()}/{counts.min()}", flush=True)
-        result = compare(X, y, default_methods(k, args.epochs, "cpu", include), seeds)
+        methods = default_methods(k, args.epochs, "cpu", include)
+        for v in args.variant:
+            over = json.loads(v)
+            if args.epochs is not None:
+                over.setdefault("epochs", args.epochs)
+            name = "I-Con (" + ", ".join(f"{a}={b}" for a, b in over.items()) + ")"
+            methods[name] = (lambda o: lambda seed: IConClustering(k, random_state=seed, device="cpu", **o))(over)
+        result = compare(X, y, methods, seeds)
         title = f"{name}, {X.shape[0]} points, {enc} features ({X.shape[1]}-d), {k} classes, seeds {args.seeds}"
         table = markdown_table(result["summary"], title)
         print(table, flush=True)

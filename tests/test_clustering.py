@@ -241,6 +241,30 @@ def test_hard_partition_loss_matches_the_dense_formula():
         assert hard_partition_loss(labels, W, a_p, a_q) == pytest.approx(ref, rel=1e-12)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_default_objective_prefers_an_imbalanced_grouping_to_a_balanced_split(seed):
+    """Why the defaults are walks=3, alpha_q=0.3: on two overlapping groups of 900 and 100 points the
+    paper's setting (walks 1, alpha_q 0.6) gives a balanced split across both groups a lower exact
+    loss than the true grouping (each point pays log n_c); the defaults rank the true grouping first."""
+    from iconlearn.estimators.kmeans_init import hard_partition_loss
+    from iconlearn.neighbors import knn
+    from iconlearn.supervisory.graph import knn_matrix, walk_matrix
+
+    rng = np.random.default_rng(seed)
+    X = np.vstack([rng.normal(size=(900, 5)), rng.normal(size=(100, 5)) + 3 / np.sqrt(5)])
+    truth = np.repeat([0, 1], [900, 100])
+    balanced = (X[:, 1] > np.median(X[:, 1])).astype(int)
+    _, idx = knn(X, 3, metric="sqeuclidean")
+
+    def margin(est):  # loss(true grouping) - loss(balanced split)
+        W = walk_matrix(knn_matrix(idx, len(X)), steps=1 + est.walks)
+        return (hard_partition_loss(truth, W, est.alpha_p, est.alpha_q)
+                - hard_partition_loss(balanced, W, est.alpha_p, est.alpha_q))
+
+    assert margin(IConClustering(2, walks=1, alpha_q=0.6)) > 0
+    assert margin(IConClustering(2)) < 0
+
+
 def test_keep_heads_continues_training_as_if_only_those_heads_existed():
     """Pruning heads mid-training (parameters, Adam moments, EMA teacher) gives exactly the run in
     which only the kept heads were ever trained: Adam is elementwise and the loss separates by head."""
