@@ -67,8 +67,8 @@ def main(argv=None) -> int:
             over = json.loads(v)
             if args.epochs is not None:
                 over.setdefault("epochs", args.epochs)
-            name = "I-Con (" + ", ".join(f"{a}={b}" for a, b in over.items()) + ")"
-            methods[name] = (lambda o: lambda seed: IConClustering(k, random_state=seed, device="cpu", **o))(over)
+            label = "I-Con (" + ", ".join(f"{a}={b}" for a, b in over.items()) + ")"
+            methods[label] = (lambda o: lambda seed: IConClustering(k, random_state=seed, device="cpu", **o))(over)
         result = compare(X, y, methods, seeds)
         title = f"{name}, {X.shape[0]} points, {enc} features ({X.shape[1]}-d), {k} classes, seeds {args.seeds}"
         table = markdown_table(result["summary"], title)

@@ -366,15 +366,6 @@ class IConClustering(HeadClusterer):
         binarize_walks: uniform over the reachable points instead of the walk counts.
         alpha_p, alpha_q: debiasing weights on p and on q (paper recommends 0.6-0.8; defaults
             0.6 and 0.3).
-
-    The defaults ``walks=3, alpha_q=0.3`` differ from the paper's recipe (walks 1, alpha 0.6-0.8,
-    tuned on balanced ImageNet). For a hard partition the loss charges each point log n_c (its
-    cluster's size), a prior towards equal cluster sizes; longer walks spread p over more of
-    each cluster and a smaller alpha_q makes cut kNN edges dearer (log N / alpha_q each), so both
-    weaken that prior relative to the graph. Measured (BENCHMARKS.md, 3 seeds): on imbalanced
-    data (pbmc68k, Reuters R8 / R52) they add 2 to 13 points of accuracy; on balanced data
-    (20 Newsgroups, digits) they are within noise of the paper's setting, on Fashion-MNIST
-    about a point ahead of it.
         ema_decay: None, or the decay of an EMA teacher whose assignments form q's columns.
         n_heads: heads trained at once; hidden: 0 for linear heads, else the MLP width.
         epochs, batch_size (anchors per batch; 'auto': n / 16 within [256, 1024]),
@@ -390,6 +381,15 @@ class IConClustering(HeadClusterer):
             kept head) and trained together; after 50 optimiser steps (rounded up to whole epochs) the
             ``n_heads`` with the lowest loss go on (no labels used). Ignored for random starts.
         device: 'auto', 'cpu' or 'cuda'. random_state: seed. verbose: progress bar.
+
+    The defaults ``walks=3, alpha_q=0.3`` differ from the paper's recipe (walks 1, alpha 0.6-0.8,
+    tuned on balanced ImageNet). For a hard partition the loss charges each point log n_c (its
+    cluster's size), a prior towards equal cluster sizes; longer walks spread p over more of
+    each cluster and a smaller alpha_q makes cut kNN edges dearer (about log(N / alpha_q) each),
+    so both weaken that prior relative to the graph. Measured (BENCHMARKS.md, 3 seeds): on imbalanced
+    data (pbmc68k, Reuters R8 / R52) they add 2 to 13 points of accuracy; on balanced data
+    (20 Newsgroups, digits) they are within noise of the paper's setting, on Fashion-MNIST
+    about a point ahead of it.
 
     Fitted attributes: ``labels_``, ``best_head_``, ``head_losses_``, ``loss_history_``,
     ``neighbors_`` (N x k kNN indices), ``fit_time_`` (seconds).
