@@ -19,20 +19,11 @@ import torch
 
 from iconlearn.data.features import extract_features
 from iconlearn.estimators.baselines import SCANClustering
-from iconlearn.estimators.clustering import IConClustering, normalize_features
+from iconlearn.estimators.clustering import IConClustering
 from iconlearn.metrics import clustering_scores
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from bench_clustering import SPECS  # noqa: E402
-
-
-@torch.no_grad()
-def head_labels(model, X: np.ndarray) -> np.ndarray:
-    """(n_heads x N) hard assignments of every kept head."""
-    Xn, _ = normalize_features(X, model.normalize, model.norm_stats_)
-    out = [model._assign(model.heads_(torch.as_tensor(Xn[s:s + 8192], device=model.device_)), teacher=False)
-           .argmax(-1).cpu().numpy() for s in range(0, len(Xn), 8192)]
-    return np.concatenate(out, 1)
 
 
 def main(argv=None) -> int:
@@ -58,7 +49,7 @@ def main(argv=None) -> int:
         scores = clustering_scores(y, model.labels_)
         rec = {"dataset": args.dataset, "method": args.method, "params": params, "views": args.views, "seed": seed,
                "acc": scores["acc"], "nmi": scores["nmi"], "time": seconds, "best_head": model.best_head_,
-               "head_acc": [clustering_scores(y, lab)["acc"] for lab in head_labels(model, X)],
+               "head_acc": [clustering_scores(y, lab)["acc"] for lab in model.heads_proba(X).argmax(-1)],
                "head_loss": model.head_losses_.tolist(),
                "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
         line = json.dumps(rec)

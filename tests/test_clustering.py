@@ -40,6 +40,9 @@ def test_recovers_separated_clusters():
     np.testing.assert_array_equal(m.predict(X), m.labels_)
     assert m.loss_history_.shape[1] == 2 and m.best_head_ == int(np.argmin(m.head_losses_))
     assert m.neighbors_.shape == (len(X), 3)
+    every = m.heads_proba(X)  # all kept heads; the selected one is predict_proba
+    assert every.shape == (2, len(X), 4)
+    np.testing.assert_array_equal(every[m.best_head_], P)
 
 
 def test_random_state_reproducible(monkeypatch):

@@ -333,8 +333,9 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def predict_proba(self, X) -> np.ndarray:
-        """Soft cluster assignments (N x n_clusters) of the selected head."""
+    def heads_proba(self, X) -> np.ndarray:
+        """Soft cluster assignments of every kept head (n_heads x N x n_clusters); ``best_head_``
+        indexes the selected one."""
         if not hasattr(self, "heads_"):
             raise ValueError(f"this {type(self).__name__} is not fitted yet; call fit first")
         X = check_features(X)
@@ -344,8 +345,12 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
         out = []
         for s in range(0, len(Xn), 8192):
             xb = torch.as_tensor(Xn[s:s + 8192], device=self.device_)
-            out.append(self._assign(self.heads_(xb), teacher=False)[self.best_head_].float().cpu())
-        return torch.cat(out).numpy()
+            out.append(self._assign(self.heads_(xb), teacher=False).float().cpu())
+        return torch.cat(out, 1).numpy()
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Soft cluster assignments (N x n_clusters) of the selected head."""
+        return self.heads_proba(X)[self.best_head_]
 
     def predict(self, X) -> np.ndarray:
         return self.predict_proba(X).argmax(1)
@@ -392,7 +397,8 @@ class IConClustering(HeadClusterer):
     about a point ahead of it.
 
     Fitted attributes: ``labels_``, ``best_head_``, ``head_losses_``, ``loss_history_``,
-    ``neighbors_`` (N x k kNN indices), ``fit_time_`` (seconds).
+    ``neighbors_`` (N x k kNN indices), ``fit_time_`` (seconds). ``heads_proba(X)`` gives every
+    kept head's assignments.
     """
 
     _needs_target = True
