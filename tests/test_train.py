@@ -137,33 +137,67 @@ def test_two_process_gloo_step_equals_one_process_on_the_global_batch(tmp_path):
     assert two["step"] == 1
 
 
+TINY_RUN = {"model": {"width": 8, "blocks": [1, 1], "proj_hidden": 64, "proj_dim": 32},
+            "augment": {"crop_scale": [0.5, 1.0]}, "optim": {"lr": 0.5}, "eval": {"probe": False}}
+
+
+def _heldout_infonce(model, X, seed=123, batch=256):
+    """SimCLR's loss on held-out images, the same two augmentations for any model."""
+    from iconlearn.data.augment import SimCLRAugment
+    from iconlearn.losses import InfoNCE
+
+    aug, loss, g = SimCLRAugment(crop_scale=(0.5, 1.0)), InfoNCE(temperature=0.5), torch.Generator().manual_seed(seed)
+    x = X[:batch].float() / 255
+    with torch.no_grad():
+        model.eval()
+        v1, v2 = aug(x, generator=g), aug(x, generator=g)
+        return float(loss(model(v1), model(v2)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tiny_digits_run_learns_its_task(seed):
+    """Always available (scikit-learn's digits, 8 x 8 upsampled to 28 x 28): 60 steps lower SimCLR's
+    loss on held-out test images well below the untrained encoder's (measured on seeds 0-2: from
+    6.23 to 5.30 / 5.20 / 5.12 nats at 60 steps). kNN accuracy is not used here: on digits an
+    untrained encoder already reaches 0.7-0.8, and a tiny run does not reliably beat it."""
+    from iconlearn.data.datasets import load_digits_images
+
+    def images(split):
+        d = load_digits_images(split)
+        x = torch.nn.functional.interpolate(torch.as_tensor(d.X)[:, None].float(), size=28, mode="bilinear")
+        return x.round().clamp(0, 255).to(torch.uint8), torch.as_tensor(d.y)
+
+    (X, y), (Xte, _) = images("train"), images("test")
+    cfg = {**TINY_RUN, "train": {"batch_size": 128, "max_steps": 60, "progress": False, "log_every": 4,
+                                 "seed": seed}, "eval": {"enabled": False}}
+    torch.manual_seed(seed)
+    untrained = build_model(validate_config(cfg), 1, (28, 28))  # the run's initial weights
+    r = pretrain(cfg, X, y)
+    before, after = _heldout_infonce(untrained, Xte), _heldout_infonce(r.model, Xte)
+    assert after < before - 0.5, (before, after)
+
+
 def test_tiny_fashion_mnist_run_learns():
-    from iconlearn.data.datasets import FASHION_DIR
+    """Where Fashion-MNIST is installed: 80 steps on 2,048 images beat the untrained encoder's kNN
+    accuracy on 2,000 test images by a clear margin (measured on seeds 0-2: +7.7, +12.4, +3.5
+    points; seed 0 is used)."""
+    from iconlearn.data.datasets import DataMissingError
     from iconlearn.metrics.probe import extract_features, knn_probe
     from iconlearn.train.loop import load_images
 
-    if FASHION_DIR.exists():
+    try:
         X, y = load_images(validate_config({}), "train")
         Xte, yte = load_images(validate_config({}), "test")
-        X, y, Xte, yte = X[:512], y[:512], Xte[:1000], yte[:1000]
-    else:  # digits, 8 x 8 upsampled to 28 x 28
-        from iconlearn.data.datasets import load_digits_images
-
-        d = load_digits_images()
-        imgs = torch.nn.functional.interpolate(torch.as_tensor(d.X)[:, None].float(), size=28, mode="bilinear")
-        imgs = imgs.round().clamp(0, 255).to(torch.uint8)
-        X, y, Xte, yte = imgs[:512], torch.as_tensor(d.y[:512]), imgs[512:1512], torch.as_tensor(d.y[512:1512])
-    cfg = {"train": {"batch_size": 128, "max_steps": 24, "progress": False, "log_every": 4},
-           "model": {"width": 8, "blocks": [1, 1], "proj_hidden": 64, "proj_dim": 32},
-           "augment": {"crop_scale": [0.5, 1.0]}, "optim": {"lr": 0.5}, "eval": {"probe": False}}
+    except DataMissingError as e:
+        pytest.skip(f"needs Fashion-MNIST: {e}")
+    X, y, Xte, yte = X[:2048], y[:2048], Xte[:2000], yte[:2000]
+    cfg = {**TINY_RUN, "train": {"batch_size": 128, "max_steps": 80, "progress": False, "log_every": 4}}
     r = pretrain(cfg, X, y, eval_data=(Xte, yte))
-    losses = [h["loss"] for h in r.history]
-    assert len(losses) == 6 and losses[-1] < losses[0] - 0.1, losses
     torch.manual_seed(0)
     random_encoder = build_model(validate_config(cfg), 1, (28, 28))  # the same initial weights
     chance = knn_probe(extract_features(random_encoder, X), y.numpy(), extract_features(random_encoder, Xte),
                        yte.numpy())
-    assert r.metrics["knn_acc"] > chance, (r.metrics, chance)
+    assert r.metrics["knn_acc"] > chance + 0.03, (r.metrics, chance)
 
 
 def test_methods_run_one_step():

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from . import cache
-from .datasets import DataMissingError, Dataset, load_dataset
+from .datasets import DataMissingError, Dataset, hidden, load_dataset
 
 PREPROCESS_VERSION = 1  # bump when the preprocessing below changes: old caches are then rebuilt
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -38,6 +38,8 @@ DEFAULT_ENCODER = {"text": "minilm", "image": "efficientnet-lite0", "tabular": "
 
 
 def _version(dist: str, install: str) -> str:
+    if hidden(dist):
+        raise DataMissingError(f"this encoder needs the package {dist!r} (hidden by ICONLEARN_WITHOUT): {install}")
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
