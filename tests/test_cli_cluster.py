@@ -9,10 +9,18 @@ from iconlearn.cli import main
 
 @pytest.fixture(autouse=True)
 def few_steps(monkeypatch):
-    """Small data otherwise trains for HeadClusterer.min_steps (300) steps: keep the suite fast."""
+    """Small data otherwise trains for min_steps=300 optimiser steps: the command's head-based
+    methods get min_steps=20, to keep the suite fast."""
+    from iconlearn import report
     from iconlearn.estimators.clustering import HeadClusterer
 
-    monkeypatch.setattr(HeadClusterer, "min_steps", 20)
+    default_methods = report.default_methods
+
+    def fast(make):
+        return lambda seed: (lambda m: m.set_params(min_steps=20) if isinstance(m, HeadClusterer) else m)(make(seed))
+
+    monkeypatch.setattr(report, "default_methods",
+                        lambda *a, **kw: {name: fast(make) for name, make in default_methods(*a, **kw).items()})
 
 
 def blobs(tmp_path, n_per=30, k=3, wrong_labels=False):

@@ -8,7 +8,7 @@ import torch
 from iconlearn.core import SparseRows
 from iconlearn.estimators.baselines import (KMeansClustering, PlainIConClustering, SCANClustering,
                                             SpectralClusteringBaseline, TEMIClustering)
-from iconlearn.estimators.clustering import HeadClusterer, IConClustering, sample_rows
+from iconlearn.estimators.clustering import IConClustering, sample_rows
 from iconlearn.metrics import hungarian_accuracy
 from iconlearn.nn import EMA, MultiHead
 
@@ -20,15 +20,8 @@ def blobs(n_per=40, k=4, d=6, seed=0, spread=0.15):
     return X, np.repeat(np.arange(k), n_per)
 
 
-@pytest.fixture(autouse=True)
-def few_steps(monkeypatch):
-    """Small data otherwise trains for HeadClusterer.min_steps (300) steps: keep the suite fast."""
-    from iconlearn.estimators.clustering import HeadClusterer
-
-    monkeypatch.setattr(HeadClusterer, "min_steps", 100)
-
-
-FAST = dict(epochs=8, batch_size=32, n_heads=2, device="cpu")
+# small data otherwise trains for min_steps=300 optimiser steps: keep the suite fast
+FAST = dict(epochs=8, batch_size=32, n_heads=2, device="cpu", min_steps=100)
 
 
 def test_recovers_separated_clusters():
@@ -45,13 +38,10 @@ def test_recovers_separated_clusters():
     np.testing.assert_array_equal(every[m.best_head_], P)
 
 
-def test_random_state_reproducible(monkeypatch):
-    from iconlearn.estimators.clustering import HeadClusterer
-
-    monkeypatch.setattr(HeadClusterer, "min_steps", 10)
+def test_random_state_reproducible():
     X, _ = blobs(seed=1)
-    a = IConClustering(4, random_state=3, **FAST).fit(X).predict_proba(X)
-    b = IConClustering(4, random_state=3, **FAST).fit(X).predict_proba(X)
+    a = IConClustering(4, random_state=3, **dict(FAST, min_steps=10)).fit(X).predict_proba(X)
+    b = IConClustering(4, random_state=3, **dict(FAST, min_steps=10)).fit(X).predict_proba(X)
     np.testing.assert_array_equal(a, b)
 
 
@@ -60,8 +50,7 @@ def test_views_and_ema_and_mlp_heads():
     views = np.stack([X + 0.05 * np.random.default_rng(s).normal(size=X.shape).astype(np.float32) for s in range(2)])
     m = IConClustering(4, random_state=0, ema_decay=0.9, hidden=16, **FAST).fit(X, views=views)
     assert hungarian_accuracy(y, m.labels_) >= 0.95
-    HeadClusterer.min_steps = 5  # restored by the autouse fixture's monkeypatch
-    m0 = IConClustering(4, n_neighbors=0, random_state=0, **dict(FAST, epochs=1, batch_size=160)).fit(X, views=views)  # augmentations only
+    m0 = IConClustering(4, n_neighbors=0, random_state=0, **dict(FAST, epochs=1, batch_size=160, min_steps=5)).fit(X, views=views)  # augmentations only
     assert m0.labels_.shape == y.shape
 
 
@@ -180,16 +169,13 @@ def test_bad_input(X, kw, match):
         IConClustering(**kw, **FAST).fit(X)
 
 
-def test_bad_views_and_unfitted(monkeypatch):
-    from iconlearn.estimators.clustering import HeadClusterer
-
-    monkeypatch.setattr(HeadClusterer, "min_steps", 2)
+def test_bad_views_and_unfitted():
     X = np.random.rand(30, 3).astype(np.float32)
     with pytest.raises(ValueError, match="views"):
-        IConClustering(2, **FAST).fit(X, views=np.zeros((2, 29, 3)))
+        IConClustering(2, **dict(FAST, min_steps=2)).fit(X, views=np.zeros((2, 29, 3)))
     with pytest.raises(ValueError, match="not fitted"):
         IConClustering(2).predict(X)
-    m = IConClustering(2, **dict(FAST, epochs=1)).fit(X)
+    m = IConClustering(2, **dict(FAST, epochs=1, min_steps=2)).fit(X)
     with pytest.raises(ValueError, match="3 features|features"):
         m.predict(np.zeros((4, 5)))
     with pytest.raises(ValueError, match="fewer points"):
@@ -303,11 +289,10 @@ def test_keep_heads_continues_training_as_if_only_those_heads_existed():
         torch.testing.assert_close(a, b)
 
 
-def test_kmeans_starts_are_pruned_to_the_lowest_loss_heads(monkeypatch):
-    monkeypatch.setattr(HeadClusterer, "min_steps", 12)
-    monkeypatch.setattr(HeadClusterer, "prune_steps", 4)
+def test_kmeans_starts_are_pruned_to_the_lowest_loss_heads():
     X, y = blobs(n_per=30, k=4, d=5, seed=6, spread=0.8)
-    m = IConClustering(4, n_init=6, n_heads=2, epochs=1, batch_size=30, random_state=0, device="cpu").fit(X)
+    m = IConClustering(4, n_init=6, n_heads=2, epochs=1, batch_size=30, random_state=0, device="cpu", min_steps=12,
+                       prune_steps=4).fit(X)
     # 4 steps per epoch: all 6 k-means starts train for one epoch, then the 2 lowest go on
     assert m.start_losses_.shape == (6,) and m.heads_.n_heads == 2
     assert m.loss_history_.shape == (3, 2) and m.head_losses_.shape == (2,)
@@ -317,13 +302,10 @@ def test_kmeans_starts_are_pruned_to_the_lowest_loss_heads(monkeypatch):
         IConClustering(4, n_init=0).fit(X)
 
 
-def test_kmeans_init_starts_each_head_near_a_partition(monkeypatch):
-    from iconlearn.estimators.clustering import HeadClusterer
-
-    monkeypatch.setattr(HeadClusterer, "min_steps", 1)
+def test_kmeans_init_starts_each_head_near_a_partition():
     X, y = blobs(n_per=30, k=6, d=5, seed=5, spread=0.8)
     m = IConClustering(6, init="k-means", epochs=1, batch_size=180, n_heads=3, lr=1e-9, random_state=0,
-                       device="cpu").fit(X)  # lr ~ 0: the heads are still at their k-means starts
+                       device="cpu", min_steps=1).fit(X)  # lr ~ 0: the heads are still at their k-means starts
     assert m.norm_stats_["auto"] == "standard"  # blobs are not unit rows
     labels = m.heads_.probs(torch.as_tensor((X - m.norm_stats_["mean"]) / m.norm_stats_["std"])).argmax(-1)
     assert labels.shape == (3, len(X))

@@ -46,10 +46,7 @@ def main(argv=None) -> int:
     X = np.load(fx).astype(np.float32)
     y = np.load(fy).astype(np.int64)
     if args.tiny:
-        from iconlearn.estimators.clustering import HeadClusterer
-
         X, y = X[:2000], y[:2000]
-        HeadClusterer.min_steps = 20
     k = len(np.unique(y))
     results = {"device": args.device, "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
                "torch": torch.__version__, "n": int(len(X)), "dim": int(X.shape[1]), "runs": []}
@@ -70,7 +67,7 @@ def main(argv=None) -> int:
         if spent > 0.6 * args.budget and results["runs"]:
             results["stopped"] = f"budget: {spent:.0f}s of {args.budget:.0f}s spent before seed {seed}"
             break
-        kw = {"epochs": 2} if args.tiny else {}
+        kw = {"epochs": 2, "min_steps": 20} if args.tiny else {}
         t = time.perf_counter()
         m = IConClustering(k, random_state=seed, device=args.device, batch_size=args.batch_size, **kw).fit(X)
         if args.device.startswith("cuda"):

@@ -80,12 +80,15 @@ def check_int(value, name: str, low: int | None = None, high: int | None = None)
 
 
 def check_array(X, name: str = "X", min_samples: int = 1, dtype=np.float32) -> np.ndarray:
-    """A finite 2-D float array from a numpy array, list or tensor (scikit-learn style)."""
+    """A finite 2-D float array (scikit-learn's ``check_array``) from a numpy array, a list or a
+    tensor on any device. Half-precision inputs (float16, bfloat16) are upcast first: distances
+    computed in float16 would lose the neighbours."""
     if isinstance(X, Tensor):
-        X = X.detach().cpu().numpy()
+        X = X.detach()
+        X = (X.to("cpu", torch.float32) if X.dtype in (torch.float16, torch.bfloat16) else X.cpu()).numpy()
     try:
         arr = np.asarray(X)
-    except Exception as exc:  # pragma: no cover - exotic inputs
+    except Exception as exc:  # ragged lists and the like
         raise ValueError(f"{name} could not be converted to an array: {exc}") from None
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")

@@ -3,14 +3,13 @@ confusion-matrix plot and a 2-D map of the features coloured by predicted cluste
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from ._files import atomic_write
 from .metrics.clustering import clustering_scores, contingency, mean_std
 
 METRICS = ("acc", "nmi", "ari", "ami")
@@ -81,14 +80,6 @@ def markdown_table(summary: dict, title: str | None = None) -> str:
         cells = [f"{s[k][0]:.3f} ± {s[k][1]:.3f}" for k in METRICS]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {s['time'][0]:.1f} |")
     return "\n".join(lines) + "\n"
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes the file private; a report is for reading
-    os.replace(tmp, path)
 
 
 def matched_confusion(y_true, y_pred) -> np.ndarray:
@@ -162,10 +153,12 @@ def write_report(out_dir, result: dict, X, y, title: str, class_names=None, conf
     md = markdown_table(result["summary"], title)
     paths = {"markdown": out / "results.md", "json": out / "results.json",
              "confusion": out / "confusion.png", "map": out / "map.png"}
-    _atomic_text(paths["markdown"], md)
+    with atomic_write(paths["markdown"]) as f:
+        f.write(md)
     payload = {"title": title, "config": config or {}, "runs": result["runs"],
                "summary": {m: {k: {"mean": v[0], "std": v[1]} for k, v in s.items()} for m, s in result["summary"].items()}}
-    _atomic_text(paths["json"], json.dumps(payload, indent=1))
+    with atomic_write(paths["json"]) as f:
+        f.write(json.dumps(payload, indent=1))
     name = best if best in result["labels"] else next(iter(result["labels"]))
     plot_confusion(y, result["labels"][name], paths["confusion"], class_names, f"{name}: {title}")
     plot_map(X, result["labels"][name], paths["map"], f"{name} clusters on the features (2-D PCA)")

@@ -5,10 +5,9 @@ imported lazily with the non-interactive Agg backend.
 """
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
+
+from .._files import atomic_write
 
 __all__ = ["plot_landscape", "plot_invariance", "plot_gradient_flow", "plot_ntk", "plot_spectral",
            "plot_identities", "save_figure"]
@@ -23,27 +22,10 @@ def _plt():
     return plt
 
 
-def _umask_mode() -> int:
-    """0o666 minus the process umask: the mode a plain open() would give (mkstemp gives 0o600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def save_figure(fig, path) -> None:
-    """Write the figure to ``path`` through a temporary file and os.replace (never a half-written PNG)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Write the figure to ``path`` as PNG, atomically (never a half-written PNG)."""
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
 
 
 def _finish(fig, path):

@@ -7,11 +7,12 @@ writes the embedding (.npy), a scatter plot coloured by label (.png) and the met
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
+
+from .._files import atomic_write
 
 METHODS = ("tsne", "sne", "parametric")
 
@@ -103,10 +104,9 @@ def scatter(Y: np.ndarray, y, class_names, path: str, title: str) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def run(args) -> int:
@@ -147,9 +147,8 @@ def run(args) -> int:
         metrics[f"neighborhood_preservation_k{k}"] = neighborhood_preservation(X, Y, k=k)
         if y is not None:
             metrics[f"knn_accuracy_k{k}"] = knn_accuracy(Y, y, k=k)
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=1, default=float))
-    os.replace(tmp, out / "metrics.json")
+    with atomic_write(out / "metrics.json") as f:
+        f.write(json.dumps(metrics, indent=1, default=float))
     scatter(Y, y, class_names, str(out / "embedding.png"), f"{args.method} of {name} (n={len(X)})")
     print(json.dumps(metrics, indent=1, default=float))
     print(f"wrote {out}/embedding.npy, embedding.png, metrics.json")

@@ -6,10 +6,11 @@ import contextlib
 import json
 import math
 import os
-import tempfile
 import time
 
 import numpy as np
+
+from .._files import atomic_write
 
 NAMES = ["landscape", "invariance", "gradient-flow", "ntk", "spectral", "identities"]
 
@@ -68,13 +69,8 @@ def _jsonable(obj):
 
 
 def _write_text(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with atomic_write(path) as f:
         f.write(text)
-    from ..analysis.plotting import _umask_mode
-
-    os.chmod(tmp, _umask_mode())
-    os.replace(tmp, path)
 
 
 def reproduce(name: str, out: str, full: bool = False, seed: int = 0, verbose: bool = True) -> dict:

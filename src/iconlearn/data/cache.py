@@ -2,8 +2,7 @@
 
 Each entry is ``<key>.npy`` plus ``<key>.json`` (metadata: shape, dtype, sha256 of the array's
 bytes, the cache format and whatever the caller puts in, e.g. the encoder and its version).
-Both files are written to a temporary name and moved into place with :func:`os.replace`, the
-metadata last, so a reader sees either a complete entry or none. On load, an entry whose
+Both files are written atomically (:func:`iconlearn._files.atomic_write`), the metadata last, so a reader sees either a complete entry or none. On load, an entry whose
 metadata is missing or unreadable, from another format or encoder version, or whose array does
 not match its recorded shape or checksum is treated as absent (the caller rebuilds it).
 
@@ -15,11 +14,12 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from .._files import atomic_write
 
 FORMAT = 1
 
@@ -41,23 +41,6 @@ def checksum(arr: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(arr).view(np.uint8).data).hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def save(key: str, arr: np.ndarray, meta: dict | None = None, root=None) -> Path:
     """Store ``arr`` under ``key`` atomically; returns the .npy path."""
     root = cache_dir(root)
@@ -65,8 +48,10 @@ def save(key: str, arr: np.ndarray, meta: dict | None = None, root=None) -> Path
     info = dict(meta or {})
     info.update(format=FORMAT, shape=list(arr.shape), dtype=str(arr.dtype), sha256=checksum(arr))
     npy, js = root / f"{key}.npy", root / f"{key}.json"
-    _atomic_write(npy, lambda f: np.save(f, arr, allow_pickle=False))
-    _atomic_write(js, lambda f: f.write(json.dumps(info, indent=1, sort_keys=True).encode()))
+    with atomic_write(npy, "wb") as f:
+        np.save(f, arr, allow_pickle=False)
+    with atomic_write(js) as f:
+        f.write(json.dumps(info, indent=1, sort_keys=True))
     return npy
 
 

@@ -18,24 +18,23 @@ heads and head selection as :class:`iconlearn.estimators.clustering.IConClusteri
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.base import ClusterMixin
 from torch import Tensor
 
 from .. import _validation as V
 from ..neighbors import knn
-from .clustering import HeadClusterer, IConClustering, check_features, normalize_features
+from .base import Estimator, Timer, check_array
+from .clustering import HeadClusterer, IConClustering, normalize_features
 
 _EPS = 1e-8
 
 
-class _Classic(ClusterMixin, BaseEstimator):
+class _Classic(ClusterMixin, Estimator):
     def _check(self, X) -> np.ndarray:
-        X = check_features(X)
+        X = check_array(X)
         V.check_int(self.n_clusters, "n_clusters", 2)
         if X.shape[0] < self.n_clusters:
             raise ValueError(f"fewer points than clusters: n={X.shape[0]} < n_clusters={self.n_clusters}")
@@ -54,15 +53,18 @@ class KMeansClustering(_Classic):
     def fit(self, X, y=None, views=None):
         from sklearn.cluster import KMeans
 
-        t0 = time.perf_counter()
-        Xn, self.norm_stats_ = normalize_features(self._check(X), self.normalize)
+        timer = Timer()
+        X = self._check(X)
+        Xn, self.norm_stats_ = normalize_features(X, self.normalize)
         self.model_ = KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state).fit(Xn)
         self.labels_ = self.model_.labels_
-        self.fit_time_ = time.perf_counter() - t0
+        self.n_features_in_ = X.shape[1]
+        self.fit_time_ = timer.elapsed()
         return self
 
     def predict(self, X) -> np.ndarray:
-        return self.model_.predict(normalize_features(check_features(X), self.normalize, self.norm_stats_)[0])
+        self._check_fitted("model_")
+        return self.model_.predict(normalize_features(self._check_features(X), self.normalize, self.norm_stats_)[0])
 
 
 class SpectralClusteringBaseline(_Classic):
@@ -74,7 +76,7 @@ class SpectralClusteringBaseline(_Classic):
     def fit(self, X, y=None, views=None):
         from sklearn.cluster import SpectralClustering
 
-        t0 = time.perf_counter()
+        timer = Timer()
         X = self._check(X)
         n = X.shape[0]
         V.check_int(self.n_neighbors, "n_neighbors", 1, n - 1)
@@ -84,7 +86,8 @@ class SpectralClusteringBaseline(_Classic):
         model = SpectralClustering(self.n_clusters, affinity="precomputed", assign_labels="cluster_qr",
                                    random_state=self.random_state)
         self.labels_ = model.fit_predict(A)
-        self.fit_time_ = time.perf_counter() - t0
+        self.n_features_in_ = X.shape[1]
+        self.fit_time_ = timer.elapsed()
         return self
 
 
@@ -94,11 +97,12 @@ class SCANClustering(HeadClusterer):
     def __init__(self, n_clusters: int = 10, n_neighbors: int = 3, entropy_weight: float = 5.0, n_heads: int = 5,
                  hidden: int = 0, epochs: int = 20, batch_size: int | str = "auto", neighbors_per_anchor: int = 2,
                  lr: float = 1e-2, weight_decay: float = 0.0, normalize: str | None = "auto", device="auto",
-                 random_state: int | None = None, verbose: bool = False):
+                 random_state: int | None = None, verbose: bool = False, min_steps: int = 300):
         self.n_clusters, self.n_neighbors, self.entropy_weight = n_clusters, n_neighbors, entropy_weight
         self.n_heads, self.hidden, self.epochs, self.batch_size = n_heads, hidden, epochs, batch_size
         self.neighbors_per_anchor, self.lr, self.weight_decay = neighbors_per_anchor, lr, weight_decay
         self.normalize, self.device, self.random_state, self.verbose = normalize, device, random_state, verbose
+        self.min_steps = min_steps
 
     walks, binarize_walks, ema_decay = 0, False, None
 
@@ -122,13 +126,15 @@ class TEMIClustering(HeadClusterer):
                  marginal_momentum: float = 0.9, student_temperature: float = 0.1, teacher_temperature: float = 0.04,
                  n_heads: int = 5, hidden: int = 0, epochs: int = 20, batch_size: int | str = "auto",
                  neighbors_per_anchor: int = 2, lr: float = 1e-2, weight_decay: float = 0.0,
-                 normalize: str | None = "auto", device="auto", random_state: int | None = None, verbose: bool = False):
+                 normalize: str | None = "auto", device="auto", random_state: int | None = None, verbose: bool = False,
+                 min_steps: int = 300):
         self.n_clusters, self.n_neighbors, self.beta, self.ema_decay = n_clusters, n_neighbors, beta, ema_decay
         self.marginal_momentum = marginal_momentum
         self.student_temperature, self.teacher_temperature = student_temperature, teacher_temperature
         self.n_heads, self.hidden, self.epochs, self.batch_size = n_heads, hidden, epochs, batch_size
         self.neighbors_per_anchor, self.lr, self.weight_decay = neighbors_per_anchor, lr, weight_decay
         self.normalize, self.device, self.random_state, self.verbose = normalize, device, random_state, verbose
+        self.min_steps = min_steps
 
     walks, binarize_walks = 0, False
 
@@ -175,10 +181,11 @@ class PlainIConClustering(IConClustering):
                  alpha_p: float = 0.0, alpha_q: float = 0.0, ema_decay: float | None = None, n_heads: int = 5,
                  hidden: int = 0, epochs: int = 20, batch_size: int | str = "auto", neighbors_per_anchor: int = 2,
                  lr: float = 1e-2, weight_decay: float = 0.0, normalize: str | None = "auto", device="auto",
-                 random_state: int | None = None, verbose: bool = False, init: str = "random"):
+                 random_state: int | None = None, verbose: bool = False, init: str = "random", min_steps: int = 300,
+                 prune_steps: int = 50):
         super().__init__(n_clusters, n_neighbors, walks, binarize_walks, alpha_p, alpha_q, ema_decay, n_heads, hidden,
                          epochs, batch_size, neighbors_per_anchor, lr, weight_decay, normalize, init, device=device,
-                         random_state=random_state, verbose=verbose)
+                         random_state=random_state, verbose=verbose, min_steps=min_steps, prune_steps=prune_steps)
 
 
 BASELINES = {

@@ -17,13 +17,12 @@ same heads, same selection; a subclass only defines its loss on a batch.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.base import ClusterMixin
 from torch import Tensor
 
 from .. import _validation as V
@@ -35,37 +34,8 @@ from ..nn import MultiHead, keep_heads
 from ..supervisory.graph import knn_matrix, restrict_to_batch, walk_matrix
 from ..supervisory.pairs import same_group_targets
 from ..supervisory.transforms import mix
+from .base import Estimator, Timer, check_array, draw_seed, resolve_device, resolve_seed
 from .kmeans_init import kmeans_heads
-
-
-def resolve_device(device) -> torch.device:
-    """``"auto"``: CUDA when available, else CPU."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or a torch.device, got {device!r}") from None
-
-
-def check_features(X, name: str = "X") -> np.ndarray:
-    """A finite float32 (N x D) numpy array from an array-like or tensor."""
-    if isinstance(X, Tensor):
-        X = X.detach().cpu().numpy()
-    try:
-        X = np.asarray(X)
-    except Exception as e:  # ragged lists and the like
-        raise ValueError(f"{name} must be a 2-D numeric array (N x D): {e}") from None
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (N x D), got shape {X.shape}")
-    if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
-        raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {X.shape})")
-    X = X.astype(np.float32, copy=False)
-    if not np.isfinite(X).all():
-        raise ValueError(f"{name} contains NaN or Inf values; clean the features first")
-    return X
 
 
 def normalize_features(X: np.ndarray, how: str | None, stats: dict | None = None) -> tuple[np.ndarray, dict]:
@@ -125,7 +95,7 @@ def sample_rows(W: sp.csr_matrix, rows: np.ndarray, m: int, rng: np.random.Gener
     return W.indices[pos]
 
 
-class HeadClusterer(ClusterMixin, BaseEstimator):
+class HeadClusterer(ClusterMixin, Estimator):
     """Shared harness: multi-head training on frozen features with kNN-neighbour batches.
 
     Subclasses set ``_needs_target`` and implement :meth:`_head_losses` returning (H,) losses.
@@ -137,7 +107,6 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
     init = "random"  # subclasses with an ``init`` parameter override it
     n_init = "auto"  # heads started at k-means runs, pruned to n_heads ('auto': 4 per head)
     prune_steps = 50  # optimiser steps (whole epochs) after which the n_heads lowest-loss heads go on
-    min_steps = 300  # optimiser steps at least, whatever the dataset size (epochs are raised to reach it)
 
     def _check_params(self, n: int) -> None:
         V.check_int(self.n_clusters, "n_clusters", 2)
@@ -150,6 +119,8 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
         V.check_int(self.n_heads, "n_heads", 1)
         V.check_int(self.hidden, "hidden", 0)
         V.check_int(self.epochs, "epochs", 1)
+        V.check_int(self.min_steps, "min_steps", 0)
+        V.check_int(self.prune_steps, "prune_steps", 1)
         if self.batch_size != "auto":
             V.check_int(self.batch_size, "batch_size", 2)
         V.check_int(self.neighbors_per_anchor, "neighbors_per_anchor", 0)
@@ -174,7 +145,7 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ data
     def _prepare(self, X, views):
-        X = check_features(X)
+        X = check_array(X)
         n = X.shape[0]
         self._has_views = views is not None
         if views is not None:
@@ -183,7 +154,7 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
                 views = views[None]
             if views.ndim != 3 or views.shape[1:] != X.shape:
                 raise ValueError(f"views must be (n_views x N x D) matching X {X.shape}, got shape {views.shape}")
-            views = check_features(views.reshape(-1, X.shape[1]), "views").reshape(views.shape)
+            views = check_array(views.reshape(-1, X.shape[1]), "views").reshape(views.shape)
         self._check_params(n)
         Xn, self.norm_stats_ = normalize_features(X, self.normalize)
         Vn = None if views is None else np.stack([normalize_features(v, self.normalize, self.norm_stats_)[0] for v in views])
@@ -249,12 +220,12 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
     def fit(self, X, y=None, views=None):
         """Train the heads on features X (N x D); ``views`` (n_views x N x D) are features of
         augmented copies (optional). ``y`` is ignored (present for the scikit-learn API)."""
-        t0 = time.perf_counter()
+        timer = Timer()
         X_raw, Xn, Vn, W = self._prepare(X, views)
         device = resolve_device(self.device)
-        seed = self.random_state if self.random_state is not None else np.random.SeedSequence().entropy % 2**31
+        seed = resolve_seed(self.random_state)
         rng = np.random.default_rng(seed)
-        gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        gen = torch.Generator().manual_seed(draw_seed(rng))
         n, d = Xn.shape
         Xt = torch.as_tensor(Xn, device=device)
         Vt = None if Vn is None else torch.as_tensor(Vn, device=device)
@@ -263,7 +234,7 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
             if kmeans_start else self.n_heads
         heads = MultiHead(d, self.n_clusters, n_start, self.hidden, generator=gen, cosine=self._cosine_heads)
         if kmeans_start:
-            w, b = kmeans_heads(X_raw, Xn, self.n_clusters, [int(rng.integers(2**31)) for _ in range(n_start)])
+            w, b = kmeans_heads(X_raw, Xn, self.n_clusters, [draw_seed(rng) for _ in range(n_start)])
             with torch.no_grad():
                 heads.out.weight.copy_(torch.as_tensor(w))
                 heads.out.bias.copy_(torch.as_tensor(b)[:, None, :])
@@ -299,7 +270,7 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
         self.device_ = device
         self.n_features_in_ = d
         self.labels_ = self.predict(X)
-        self.fit_time_ = time.perf_counter() - t0
+        self.fit_time_ = timer.elapsed()
         return self
 
     def _epoch(self, heads, teacher, opt, Xt, Vt, W, rng) -> np.ndarray:
@@ -336,11 +307,8 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
     def heads_proba(self, X) -> np.ndarray:
         """Soft cluster assignments of every kept head (n_heads x N x n_clusters); ``best_head_``
         indexes the selected one."""
-        if not hasattr(self, "heads_"):
-            raise ValueError(f"this {type(self).__name__} is not fitted yet; call fit first")
-        X = check_features(X)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but the model was fitted on {self.n_features_in_}")
+        self._check_fitted("heads_")
+        X = self._check_features(X)
         Xn, _ = normalize_features(X, self.normalize, self.norm_stats_)
         out = []
         for s in range(0, len(Xn), 8192):
@@ -366,8 +334,8 @@ class IConClustering(HeadClusterer):
     Args:
         n_clusters: number of clusters (>= 2).
         n_neighbors: k of the cosine kNN graph (paper: 3); 0 uses augmented views only.
-        walks: extra walk steps on the kNN graph: 0 gives p = P, 1 gives P + P^2 (paper: 1),
-            3 (default) gives P + ... + P^4.
+        walks: how many extra steps the walks on the kNN graph take after the first: 0 gives
+            p = P (neighbours only), 1 gives P + P^2 (paper: 1), 3 (default) gives P + ... + P^4.
         binarize_walks: uniform over the reachable points instead of the walk counts.
         alpha_p, alpha_q: debiasing weights on p and on q (paper recommends 0.6-0.8; defaults
             0.6 and 0.3).
@@ -383,9 +351,12 @@ class IConClustering(HeadClusterer):
             lowest-loss head is kept; 'random' is the plain initialisation; 'auto' (default) is
             'k-means' for linear heads and 'random' for MLP heads.
         n_init: with a k-means start, heads are started at this many k-means runs ('auto': 4 per
-            kept head) and trained together; after 50 optimiser steps (rounded up to whole epochs) the
-            ``n_heads`` with the lowest loss go on (no labels used). Ignored for random starts.
+            kept head) and trained together; after ``prune_steps`` optimiser steps (rounded up to whole
+            epochs; default 50) the ``n_heads`` with the lowest loss go on (no labels used). Ignored
+            for random starts.
         device: 'auto', 'cpu' or 'cuda'. random_state: seed. verbose: progress bar.
+        min_steps: optimiser steps at least (default 300), whatever the data set's size: epochs are
+            raised to reach it.
 
     The defaults ``walks=3, alpha_q=0.3`` differ from the paper's recipe (walks 1, alpha 0.6-0.8,
     tuned on balanced ImageNet). For a hard partition the loss charges each point log n_c (its
@@ -407,7 +378,8 @@ class IConClustering(HeadClusterer):
                  alpha_p: float = 0.6, alpha_q: float = 0.3, ema_decay: float | None = None, n_heads: int = 5,
                  hidden: int = 0, epochs: int = 20, batch_size: int | str = "auto", neighbors_per_anchor: int = 2,
                  lr: float = 1e-2, weight_decay: float = 0.0, normalize: str | None = "auto", init: str = "auto",
-                 n_init: int | str = "auto", device="auto", random_state: int | None = None, verbose: bool = False):
+                 n_init: int | str = "auto", device="auto", random_state: int | None = None, verbose: bool = False,
+                 min_steps: int = 300, prune_steps: int = 50):
         self.n_clusters = n_clusters
         self.n_neighbors = n_neighbors
         self.walks = walks
@@ -428,6 +400,8 @@ class IConClustering(HeadClusterer):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.min_steps = min_steps
+        self.prune_steps = prune_steps
 
     def _check_params(self, n: int) -> None:
         super()._check_params(n)

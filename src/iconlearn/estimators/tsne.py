@@ -13,9 +13,6 @@ the original t-SNE), gains, step norm clipped at 5), with the repulsion by FFT i
 """
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
-
 import numpy as np
 import torch
 from torch import Tensor
@@ -26,48 +23,12 @@ from ..tsne.gradients import reference_gradient, sne_gradient, tsne_exact_loss, 
 from ..tsne.initialization import pca_init, random_init
 from ..tsne.interpolation import Grid
 from ..tsne.optimizer import GainsOptimizer, run_stage
+from .base import EmbeddingEstimator, Timer, check_array, draw_seed, like_input, resolve_device, torch_seeded
 
 EXACT_MAX_N = 1000  # "auto" uses the exact O(N^2) repulsion up to this many points (openTSNE: BH below 10k)
 
 
-def _resolve_device(device) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _to_numpy(X, name: str = "X", min_samples: int = 1) -> np.ndarray:
-    """Validated float32 array; float16 / bfloat16 / integer inputs are upcast (computing in
-    float16 would lose the distances)."""
-    if isinstance(X, Tensor):
-        X = X.detach().to("cpu", torch.float32 if X.is_floating_point() or X.dtype == torch.bool else torch.float64).numpy()
-    arr = np.asarray(X)
-    if arr.dtype == np.float16:
-        arr = arr.astype(np.float32)
-    return V.check_array(arr, name, min_samples=min_samples, dtype=np.float32)
-
-
-def _like_input(Y: np.ndarray, X):
-    """Return torch for torch input (on its device), numpy otherwise."""
-    if isinstance(X, Tensor):
-        return torch.as_tensor(Y, device=X.device)
-    return Y
-
-
-class _Timer:
-    def __init__(self, verbose: bool):
-        self.verbose, self.timings = verbose, {}
-
-    @contextmanager
-    def stage(self, name: str):
-        t = time.perf_counter()
-        yield
-        self.timings[name] = time.perf_counter() - t
-        if self.verbose:
-            print(f"[iconlearn] {name}: {self.timings[name]:.2f} s", flush=True)
-
-
-class _NeighborEmbedding:
+class _NeighborEmbedding(EmbeddingEstimator):
     """Shared machinery of :class:`SNE` and :class:`TSNE` (non-parametric: an embedding table)."""
 
     _symmetric = True
@@ -135,7 +96,7 @@ class _NeighborEmbedding:
                     ints_in_interval=self.ints_in_interval)
 
     # ------------------------------------------------------------------ fit
-    def _affinities(self, X: np.ndarray | None, n: int, affinities, neighbors, timer: _Timer,
+    def _affinities(self, X: np.ndarray | None, n: int, affinities, neighbors, timer: Timer,
                     device=None) -> A.SparseAffinities:
         if affinities is not None:
             with timer.stage("affinities"):
@@ -171,7 +132,7 @@ class _NeighborEmbedding:
     def _init(self, X: np.ndarray | None, n: int) -> np.ndarray:
         init = self.initialization
         if not isinstance(init, str):
-            y = _to_numpy(init, "initialization").astype(np.float64)
+            y = check_array(init, "initialization").astype(np.float64)
             if y.shape != (n, self.n_components):
                 raise ValueError(f"initialization must have shape ({n}, {self.n_components}), got {y.shape}")
             return y
@@ -187,17 +148,15 @@ class _NeighborEmbedding:
         ``neighbors`` = (distances, indices) (N x k) replace the kNN + calibration steps."""
         if X is None and affinities is None and neighbors is None:
             raise ValueError("fit needs X, or precomputed affinities= or neighbors=")
-        Xa = _to_numpy(X, "X", min_samples=1) if X is not None else None
+        Xa = check_array(X, "X") if X is not None else None
         n = Xa.shape[0] if Xa is not None else (A.from_matrix(affinities, True).n_rows if affinities is not None
                                                 else int(np.asarray(neighbors[1]).shape[0]))
         if n < 4:
             raise ValueError(f"t-SNE needs at least 4 points, got {n}")
         self._check_params(n)
         method = self._method(n)
-        device = _resolve_device(self.device)
-        timer = _Timer(self.verbose)
-        if self.random_state is not None:
-            torch.manual_seed(int(np.random.default_rng(self.random_state).integers(2**31)))
+        device = resolve_device(self.device)
+        timer = Timer(self.verbose)
         P = self._affinities(Xa, n, affinities, neighbors, timer, device).to(device, torch.float32)
         with timer.stage("initialization"):
             y0 = self._init(Xa, n)
@@ -239,11 +198,6 @@ class _NeighborEmbedding:
         self._input = X
         return self
 
-    def fit_transform(self, X=None, y=None, **kw):
-        """Fit and return the embedding (numpy for numpy input, a tensor for tensor input)."""
-        self.fit(X, y, **kw)
-        return _like_input(self.embedding_, X)
-
     # ------------------------------------------------------------------ transform
     def transform(self, X_new, *, perplexity: float = 5.0, k: int = 25, n_iter: int = 250,
                   learning_rate: float = 0.1, exaggeration: float = 1.5, momentum: float = 0.8,
@@ -251,13 +205,10 @@ class _NeighborEmbedding:
         """Embed new points into the frozen reference embedding (openTSNE's ``transform`` and its
         defaults): p(j|i) over the k nearest training points, start at the median of those
         points' positions, then optimise only the new points' own KL(p(.|i) || q(.|i))."""
-        if not hasattr(self, "embedding_"):
-            raise ValueError(f"this {type(self).__name__} is not fitted yet; call fit first")
+        self._check_fitted("embedding_")
         if self._X_fit is None:
             raise ValueError("transform needs the training X; the model was fitted from precomputed affinities")
-        Xn = _to_numpy(X_new, "X_new")
-        if Xn.shape[1] != self.n_features_in_:
-            raise ValueError(f"X_new has {Xn.shape[1]} features but the model was fitted on {self.n_features_in_}")
+        Xn = self._check_features(X_new, "X_new")
         n_ref = self._X_fit.shape[0]
         k = min(V.check_int(k, "k", 2), n_ref)
         perp = min(V.check_positive(perplexity, "perplexity"), k - 1)
@@ -283,7 +234,7 @@ class _NeighborEmbedding:
             opt.step(Y, g, learning_rate, momentum, max_step_norm=None, max_grad_norm=max_grad_norm, recenter=False)
             if grid is not None:
                 Y.clamp_(lo + 1e-3, lo + width - 1e-3)
-        return _like_input(Y.cpu().numpy(), X_new)
+        return like_input(Y.cpu().numpy(), X_new)
 
 
 class TSNE(_NeighborEmbedding):
@@ -334,7 +285,7 @@ class SNE(_NeighborEmbedding):
 __all__ = ["SNE", "TSNE", "ParametricTSNE"]
 
 
-class ParametricTSNE:
+class ParametricTSNE(EmbeddingEstimator):
     """Parametric t-SNE (van der Maaten 2009) as I-Con: a network f maps inputs to the embedding and
     is trained on mini-batches with ``icon_loss`` between the batch's joint Gaussian p (perplexity
     calibrated inside the batch, symmetrised) and the Student-t joint q of f(x) — the same two
@@ -383,7 +334,7 @@ class ParametricTSNE:
         return joint.to(xb.dtype)
 
     def fit(self, X, y=None):
-        Xa = _to_numpy(X, "X")
+        Xa = check_array(X, "X")
         n = Xa.shape[0]
         if n < 4:
             raise ValueError(f"t-SNE needs at least 4 points, got {n}")
@@ -393,15 +344,15 @@ class ParametricTSNE:
         V.check_int(self.n_epochs, "n_epochs", 1)
         V.check_positive(self.learning_rate, "learning_rate")
         V.check_positive(self.dof, "dof")
-        device = _resolve_device(self.device)
-        seed = int(np.random.default_rng(self.random_state).integers(2**31))
-        torch.manual_seed(seed)
-        gen = torch.Generator().manual_seed(seed)
-        timer = _Timer(self.verbose)
+        device = resolve_device(self.device)
+        seed = draw_seed(np.random.default_rng(self.random_state))
+        gen = torch.Generator().manual_seed(seed)  # the batches
+        timer = Timer(self.verbose)
         self.mean_ = Xa.mean(0)
         self.scale_ = float(Xa.std()) or 1.0
         Xt = torch.as_tensor((Xa - self.mean_) / self.scale_, device=device)
-        net = self._network(Xa.shape[1]).to(device)
+        with torch_seeded(seed):  # the network's initial weights
+            net = self._network(Xa.shape[1]).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate)
         bs = min(self.batch_size, n)
         steps, history = 0, []
@@ -445,15 +396,7 @@ class ParametricTSNE:
         Xt = torch.as_tensor((Xa - self.mean_) / self.scale_, device=self.device_)
         return torch.cat([self.network_(Xt[s:s + 8192]) for s in range(0, len(Xt), 8192)]).float().cpu().numpy()
 
-    def fit_transform(self, X, y=None):
-        self.fit(X, y)
-        return _like_input(self.embedding_, X)
-
     def transform(self, X_new):
         """Embed new points with one forward pass of the trained network."""
-        if not hasattr(self, "network_"):
-            raise ValueError("this ParametricTSNE is not fitted yet; call fit first")
-        Xn = _to_numpy(X_new, "X_new")
-        if Xn.shape[1] != self.n_features_in_:
-            raise ValueError(f"X_new has {Xn.shape[1]} features but the model was fitted on {self.n_features_in_}")
-        return _like_input(self._embed(Xn), X_new)
+        self._check_fitted("network_")
+        return like_input(self._embed(self._check_features(X_new, "X_new")), X_new)

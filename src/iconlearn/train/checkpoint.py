@@ -1,15 +1,15 @@
 """Checkpoints that load with ``torch.load(..., weights_only=True)``: tensors and primitive
-containers only, written atomically (temp file in the same folder, fsync, ``os.replace``)."""
+containers only, written atomically (:func:`iconlearn._files.atomic_write`)."""
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from .._files import atomic_write
 
 __all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "model_signature", "check_compatible", "CheckpointError"]
 
@@ -27,18 +27,8 @@ def model_signature(model: nn.Module) -> list[list]:
 
 def save_checkpoint(state: dict, path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "wb") as f:
+        torch.save({"format": FORMAT, **state}, f)
     return path
 
 

@@ -29,6 +29,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from .. import _validation as V
+from .._files import atomic_write
+from .._runtime import resolve_device, torch_threads
 from ..data.augment import SimCLRAugment
 from ..nn.ema import EMA
 from ..nn.encoders import ContrastiveModel, ProjectionHead, SmallResNet, feature_dim
@@ -139,13 +141,10 @@ def _subset(X, y, n, seed, what):
 
 
 def _device(name: str, local_rank: int) -> torch.device:
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("config key 'train.device' asks for CUDA but torch sees no GPU; use train.device=cpu")
-    if name == "cuda":
-        return torch.device(f"cuda:{local_rank}")
-    return torch.device(name)
+    try:
+        return resolve_device(name, local_rank)
+    except ValueError as e:
+        raise ConfigError(f"config key 'train.device': {e}") from None
 
 
 def _init_distributed(device_name: str) -> tuple[int, int, int, bool]:
@@ -221,18 +220,17 @@ def pretrain(config, images=None, labels=None, *, model: nn.Module | None = None
     """
     cfg = validate_config(config)
     t = cfg["train"]
-    if t["threads"]:
-        torch.set_num_threads(t["threads"])
-    rank, world, local_rank, own_group = _init_distributed(t["device"])
-    device = _device(t["device"], local_rank)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    try:
-        return _pretrain(cfg, images, labels, model, callbacks, resume, eval_data, rank, world, device)
-    finally:
-        if own_group:
-            dist.barrier()
-            dist.destroy_process_group()
+    with torch_threads(t["threads"]):
+        rank, world, local_rank, own_group = _init_distributed(t["device"])
+        device = _device(t["device"], local_rank)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        try:
+            return _pretrain(cfg, images, labels, model, callbacks, resume, eval_data, rank, world, device)
+        finally:
+            if own_group:
+                dist.barrier()
+                dist.destroy_process_group()
 
 
 def _pretrain(cfg, images, labels, user_model, callbacks, resume, eval_data, rank, world, device):
@@ -457,8 +455,7 @@ def _pretrain(cfg, images, labels, user_model, callbacks, resume, eval_data, ran
                                    probe_backend=ev["probe_backend"] if ev["probe_backend"] != "auto"
                                    else ("torch" if device.type == "cuda" else "sklearn"))
         if out_dir is not None:
-            tmp = out_dir / ".metrics.json.tmp"
-            tmp.write_text(json.dumps(metrics, indent=2))
-            os.replace(tmp, out_dir / "metrics.json")
+            with atomic_write(out_dir / "metrics.json") as f:
+                f.write(json.dumps(metrics, indent=2))
     return PretrainResult(net, state.history, metrics, ckpt_path if ckpt_path and ckpt_path.exists() else None,
                           state.step)

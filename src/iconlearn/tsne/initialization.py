@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._runtime import draw_seed, torch_seeded
+
 TARGET_STD = 1e-4
 
 
@@ -32,8 +34,8 @@ def pca_init(X: np.ndarray, n_components: int, random_state=None) -> np.ndarray:
         _, _, vh = torch.linalg.svd(Xt, full_matrices=False)
         v = vh[:q].T
     else:
-        torch.manual_seed(int(rng.integers(2**31)))
-        _, _, v = torch.svd_lowrank(Xt, q=q + 10, niter=6)
+        with torch_seeded(draw_seed(rng)):  # svd_lowrank draws from the global generator
+            _, _, v = torch.svd_lowrank(Xt, q=q + 10, niter=6)
         v = v[:, :q]
     sign = torch.sign(v[v.abs().argmax(0), torch.arange(q)])
     y = (Xt @ (v * sign)).double().numpy()
