@@ -37,7 +37,7 @@ def test_knn_matches_brute_force(metric, backend):
 
 
 def test_torch_path_is_chunked(monkeypatch):
-    monkeypatch.setattr(neighbors, "_chunk_rows", lambda n, d, budget=0: 16)
+    monkeypatch.setattr(neighbors, "chunk_rows", lambda n, budget=0: 16)
     x = torch.randn(100, 4)
     d, i = knn(x, 3, backend="torch")
     _, ri = brute(x.numpy(), 3, "cosine")
@@ -60,3 +60,27 @@ def test_duplicates_exclude_self():
     x = np.ones((6, 3), np.float32)
     _, i = knn(x, 5, backend="torch")
     assert not (i == np.arange(6)[:, None]).any()
+
+
+@pytest.mark.parametrize("metric", ["cosine", "sqeuclidean", "euclidean"])
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+def test_cross_query_matches_brute_force(metric, backend):
+    """knn(x, k, y=ref): the k nearest rows of ref for every query row (nothing excluded)."""
+    if backend == "faiss" and not neighbors.HAVE_FAISS:
+        pytest.skip("faiss not installed")
+    rng = np.random.default_rng()
+    q, ref = rng.normal(size=(50, 6)).astype(np.float32), rng.normal(size=(200, 6)).astype(np.float32)
+    d, i = knn(q, 4, y=ref, metric=metric, backend=backend)
+    q64, r64 = q.astype(np.float64), ref.astype(np.float64)
+    if metric == "cosine":
+        full = 1 - (q64 / np.linalg.norm(q64, axis=1, keepdims=True)) @ (r64 / np.linalg.norm(r64, axis=1, keepdims=True)).T
+    else:
+        full = ((q64[:, None] - r64[None]) ** 2).sum(-1)
+        full = np.sqrt(full) if metric == "euclidean" else full
+    ri = np.argsort(full, axis=1, kind="stable")[:, :4]
+    np.testing.assert_allclose(d, np.take_along_axis(full, ri, 1), atol=1e-4)
+    assert (i == ri).mean() > 0.99
+    with pytest.raises(ValueError, match="reference points"):
+        knn(q, 201, y=ref, backend=backend)
+    with pytest.raises(ValueError, match="features"):
+        knn(q, 2, y=ref[:, :3], backend=backend)

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from . import _validation as V
 from .core import SparseRows, icon_loss, reverse_icon_loss, sparse_smoothed_neg_entropy
+from .distances import sq_distances
 from .distributed import gather
 from .learned import (
     ConcatSumKernel,
@@ -45,7 +46,6 @@ from .learned import (
     cluster_log_q,
     compute_dtype,
     normalize,
-    sq_distances,
 )
 from .supervisory import augmentation_targets, cross_modal_targets, debias, gaussian_targets, has_positive
 from .supervisory import same_group_targets, symmetrize

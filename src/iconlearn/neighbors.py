@@ -1,7 +1,16 @@
-"""Dataset-level k nearest neighbours: faiss when installed, chunked torch otherwise.
+"""k nearest neighbours for the whole package: faiss when installed, chunked torch otherwise.
 
-Neither path builds an N x N matrix: the torch path compares chunks of queries against all
-points and keeps a running top-k. The query point itself is excluded.
+One function serves both queries (openTSNE's ``nearest_neighbors``, TorchDR's
+``pairwise_distances(X, Y, k)``):
+
+* ``knn(x, k)``: the k nearest *other* rows of x (the query point itself is excluded), e.g. the
+  kNN graph of a data set;
+* ``knn(x, k, y=ref)``: the k nearest rows of ``ref`` for every row of x, e.g. new points against
+  a fitted reference set, or test points against training points.
+
+Neither path builds an N x N matrix: faiss searches an exact flat index, the torch path compares
+chunks of queries against all points (:func:`iconlearn.distances.sq_distances`) and keeps their
+top k.
 """
 from __future__ import annotations
 
@@ -10,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _validation as V
+from .distances import chunk_rows, sq_distances
 
 try:  # optional dependency
     import faiss  # type: ignore
@@ -19,85 +29,102 @@ except Exception:  # pragma: no cover - depends on the environment
     faiss = None
     HAVE_FAISS = False
 
+__all__ = ["HAVE_FAISS", "METRICS", "knn"]
 
-def _chunk_rows(n: int, d: int, budget: int = 2**26) -> int:
-    return max(1, min(n, budget // max(n, 1), 4096))
+METRICS = ("cosine", "sqeuclidean", "euclidean")
 
 
 @torch.no_grad()
-def _knn_torch(x: torch.Tensor, k: int, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
-    n = x.shape[0]
+def _knn_torch(q: torch.Tensor, r: torch.Tensor | None, k: int, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top k of chunks of queries q against the points r (r None: q itself, self excluded)."""
+    exclude_self = r is None
     if metric == "cosine":
-        x = F.normalize(x, dim=1)
-    sq = (x * x).sum(1)
-    out_d = torch.empty(n, k, dtype=x.dtype, device=x.device)
-    out_i = torch.empty(n, k, dtype=torch.long, device=x.device)
-    step = _chunk_rows(n, x.shape[1])
-    for start in range(0, n, step):
-        q = x[start:start + step]
-        if metric == "cosine":
-            d = 1.0 - q @ x.T
-        else:
-            d = (sq[start:start + step, None] + sq[None, :] - 2.0 * (q @ x.T)).clamp_min(0)
-        rows = torch.arange(q.shape[0], device=x.device)
-        d[rows, rows + start] = float("inf")  # exclude self
-        dist, idx = torch.topk(d, k, dim=1, largest=False)
-        out_d[start:start + step], out_i[start:start + step] = dist, idx
-    return out_d, out_i
+        q = F.normalize(q, dim=1)
+        r = q if exclude_self else F.normalize(r, dim=1)
+    elif exclude_self:
+        r = q
+    out_d = torch.empty(q.shape[0], k, dtype=q.dtype, device=q.device)
+    out_i = torch.empty(q.shape[0], k, dtype=torch.long, device=q.device)
+    step = chunk_rows(r.shape[0])
+    for start in range(0, q.shape[0], step):
+        qc = q[start:start + step]
+        d = 1.0 - qc @ r.T if metric == "cosine" else sq_distances(qc, r, floor=0.0)
+        if exclude_self:
+            rows = torch.arange(qc.shape[0], device=q.device)
+            d[rows, rows + start] = float("inf")
+        out_d[start:start + step], out_i[start:start + step] = torch.topk(d, k, dim=1, largest=False)
+    return (out_d.sqrt() if metric == "euclidean" else out_d), out_i
 
 
-def _knn_faiss(x: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    x = np.ascontiguousarray(x, dtype=np.float32)
+def _knn_faiss(q: np.ndarray, r: np.ndarray | None, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """The same with an exact faiss index (inner product on unit vectors for cosine, L2 otherwise)."""
+    exclude_self = r is None
+
+    def prepare(x):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12) if metric == "cosine" else x
+
+    q = prepare(q)
+    r = q if exclude_self else prepare(r)
+    index = faiss.IndexFlatIP(r.shape[1]) if metric == "cosine" else faiss.IndexFlatL2(r.shape[1])
+    index.add(r)
+    dist, idx = index.search(q, k + exclude_self)
+    if exclude_self:  # drop self: it is usually first, but exact duplicates may come in another order
+        n = q.shape[0]
+        self_pos = idx == np.arange(n)[:, None]
+        missing = ~self_pos.any(1)
+        self_pos[missing, -1] = True  # self not among k+1 (many duplicates): drop the last one
+        keep = ~self_pos
+        idx, dist = idx[keep].reshape(n, k), dist[keep].reshape(n, k)
     if metric == "cosine":
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        index = faiss.IndexFlatIP(x.shape[1])
-    else:
-        index = faiss.IndexFlatL2(x.shape[1])
-    index.add(x)
-    dist, idx = index.search(x, k + 1)
-    # drop self: it is usually first, but exact duplicates may come in another order
-    n = x.shape[0]
-    self_pos = idx == np.arange(n)[:, None]
-    missing = ~self_pos.any(1)
-    self_pos[missing, -1] = True  # self not among k+1 (many duplicates): drop the last one
-    keep = ~self_pos
-    idx = idx[keep].reshape(n, k)
-    dist = dist[keep].reshape(n, k)
-    if metric == "cosine":
-        dist = 1.0 - dist
-    return dist, idx
+        return 1.0 - dist, idx
+    return (np.sqrt(np.maximum(dist, 0)) if metric == "euclidean" else dist), idx
 
 
-def knn(x, k: int, metric: str = "cosine", backend: str = "auto", device=None) -> tuple[np.ndarray, np.ndarray]:
-    """The k nearest neighbours of every row of x among the other rows.
+def _numpy(a) -> np.ndarray:
+    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+def knn(x, k: int, y=None, metric: str = "cosine", backend: str = "auto", device=None) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest neighbours of every row of x: among the other rows of x, or among the rows of y.
 
     Args:
-        x: (N x D) array or tensor.
-        k: neighbours per point, 1 <= k < N.
-        metric: ``"cosine"`` (distance 1 - cos) or ``"sqeuclidean"``.
-        backend: ``"faiss"``, ``"torch"`` or ``"auto"`` (faiss when installed and x is on the CPU).
+        x: (N x D) queries, array or tensor.
+        k: neighbours per query: 1 <= k < N without y, 1 <= k <= len(y) with it.
+        y: (M x D) points to search; None searches x itself, each row's own index excluded.
+        metric: ``"cosine"`` (distance 1 - cos), ``"sqeuclidean"`` or ``"euclidean"``.
+        backend: ``"faiss"``, ``"torch"`` or ``"auto"`` (faiss when installed and the inputs are
+            on the CPU).
+        device: where the torch path computes (default: where the inputs are).
 
     Returns:
-        (distances, indices), both (N x K) numpy arrays, nearest first.
+        (distances, indices), both (N x k) numpy arrays, nearest first; indices are rows of y
+        (of x without y).
     """
-    if metric not in ("cosine", "sqeuclidean"):
-        raise ValueError(f"metric must be 'cosine' or 'sqeuclidean', got {metric!r}")
-    on_gpu = isinstance(x, torch.Tensor) and x.is_cuda
-    n = x.shape[0]
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     V.check_int(k, "k", 1)
-    if k >= n:
+    n = x.shape[0]
+    if y is None and k >= n:
         raise ValueError(f"k must be smaller than the number of points: k={k}, n={n}")
+    if y is not None:
+        if k > y.shape[0]:
+            raise ValueError(f"k={k} is larger than the number of reference points ({y.shape[0]})")
+        if y.shape[1] != x.shape[1]:
+            raise ValueError(f"the queries have {x.shape[1]} features but the points searched have {y.shape[1]}")
+    on_gpu = any(isinstance(a, torch.Tensor) and a.is_cuda for a in (x, y))
     if backend == "auto":
         backend = "faiss" if HAVE_FAISS and not on_gpu else "torch"
     if backend == "faiss":
         if not HAVE_FAISS:
             raise ValueError("backend='faiss' needs faiss: pip install faiss-cpu (or iconlearn[faiss])")
-        arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-        return _knn_faiss(arr, k, metric)
+        return _knn_faiss(_numpy(x), None if y is None else _numpy(y), k, metric)
     if backend != "torch":
         raise ValueError(f"backend must be 'auto', 'faiss' or 'torch', got {backend!r}")
-    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, dtype=np.float32))
-    if device is not None:
-        t = t.to(device)
-    dist, idx = _knn_torch(t.float(), k, metric)
+
+    def as_tensor(a):
+        t = a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a, dtype=np.float32))
+        return (t if device is None else t.to(device)).float()
+
+    dist, idx = _knn_torch(as_tensor(x), None if y is None else as_tensor(y), k, metric)
     return dist.cpu().numpy(), idx.cpu().numpy()

@@ -326,7 +326,7 @@ class ParametricTSNE(EmbeddingEstimator):
 
     def _batch_p(self, xb: Tensor, perplexity: float) -> Tensor:
         from ..supervisory.gaussian import gaussian_targets
-        from ..learned.kernels import sq_distances
+        from ..distances import sq_distances
 
         b = xb.shape[0]
         cond = gaussian_targets(sq_distances(xb.double(), xb.double()), perplexity=min(perplexity, (b - 1) / 3))

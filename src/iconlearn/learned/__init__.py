@@ -1,5 +1,6 @@
 """Learned neighbourhood distributions q(j|i): kernels on embeddings and cluster likelihoods."""
 from ..core import smooth_log_q
+from ..distances import sq_distances
 from .cluster_loss import cluster_cross_entropy
 from .clusters import ClusterLikelihood, cluster_log_q
 from .kernels import (
@@ -14,7 +15,6 @@ from .kernels import (
     SumKernel,
     compute_dtype,
     normalize,
-    sq_distances,
 )
 
 __all__ = [

@@ -18,14 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..core import candidate_mask
-
-_EPS_SQ = 1e-12  # floor on squared distances, so that ||x - y||^gamma has finite gradients at 0
-
-
-def sq_distances(x: Tensor, y: Tensor) -> Tensor:
-    """Squared Euclidean distances (B x M), floored at a tiny positive value."""
-    d2 = (x * x).sum(1, keepdim=True) + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T)
-    return d2.clamp_min(_EPS_SQ)
+from ..distances import sq_distances
 
 
 def compute_dtype(*tensors: Tensor) -> torch.dtype:

@@ -7,8 +7,9 @@
   penalising embedding neighbours that are far in the input space by their input rank.
 * :func:`neighborhood_preservation`: recall of the input kNN among the embedding kNN.
 
-Every function works in chunks of query rows against all points (faiss when installed, chunked
-torch otherwise), so memory stays O(chunk x N) and never N x N.
+Neighbours come from :func:`iconlearn.neighbors.knn` (faiss when installed, chunked torch
+otherwise); trustworthiness, which needs every rank, works in chunks of query rows against all
+points. Memory stays O(chunk x N), never N x N.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import numpy as np
 import torch
 
 from .. import _validation as V
-from ..neighbors import HAVE_FAISS, faiss, knn
+from ..distances import chunk_rows, sq_distances
+from ..neighbors import knn
 
 _METRICS = ("euclidean", "cosine")
 
@@ -29,54 +31,6 @@ def _check_metric(metric: str) -> str:
     if metric not in _METRICS:
         raise ValueError(f"metric must be 'euclidean' or 'cosine', got {metric!r}")
     return metric
-
-
-def _prepare(x: np.ndarray, metric: str) -> np.ndarray:
-    if metric == "cosine":
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    return x
-
-
-def _chunk(n: int, budget: int = 2**25) -> int:
-    return int(max(1, min(4096, budget // max(n, 1))))
-
-
-def _sq_dists(q: torch.Tensor, r: torch.Tensor, r_sq: torch.Tensor) -> torch.Tensor:
-    return ((q * q).sum(1, keepdim=True) + r_sq[None, :] - 2.0 * (q @ r.T)).clamp_min(0)
-
-
-def _cross_knn(q: np.ndarray, r: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """k nearest rows of r for every row of q: (distances, indices); distance is 1 - cos for
-    cosine and the Euclidean distance otherwise."""
-    q, r = _prepare(q, metric), _prepare(r, metric)
-    if HAVE_FAISS:
-        q32, r32 = np.ascontiguousarray(q, np.float32), np.ascontiguousarray(r, np.float32)
-        index = faiss.IndexFlatIP(r.shape[1]) if metric == "cosine" else faiss.IndexFlatL2(r.shape[1])
-        index.add(r32)
-        d, i = index.search(q32, k)
-        d = 1.0 - d if metric == "cosine" else np.sqrt(np.maximum(d, 0))
-        return d, i
-    tq, tr = torch.from_numpy(q), torch.from_numpy(r)
-    r_sq = (tr * tr).sum(1)
-    out_d, out_i = [], []
-    step = _chunk(r.shape[0])
-    for s in range(0, q.shape[0], step):
-        if metric == "cosine":
-            d = 1.0 - tq[s:s + step] @ tr.T
-        else:
-            d = _sq_dists(tq[s:s + step], tr, r_sq)
-        dd, ii = torch.topk(d, k, dim=1, largest=False)
-        out_d.append(dd if metric == "cosine" else dd.sqrt())
-        out_i.append(ii)
-    return torch.cat(out_d).numpy(), torch.cat(out_i).numpy()
-
-
-def _self_knn(x: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """k nearest other rows of x (self excluded), distances as in :func:`_cross_knn`."""
-    if metric == "cosine":
-        return knn(x, k, metric="cosine")
-    d, i = knn(x, k, metric="sqeuclidean")
-    return np.sqrt(np.maximum(d, 0)), i
 
 
 def knn_accuracy(X, y, k: int = 10, X_test=None, y_test=None, metric: str = "euclidean",
@@ -108,7 +62,7 @@ def knn_accuracy(X, y, k: int = 10, X_test=None, y_test=None, metric: str = "euc
             raise ValueError("y_test was given without X_test")
         if k >= Xa.shape[0]:
             raise ValueError(f"k must be smaller than the number of points for leave-one-out: k={k}, n={Xa.shape[0]}")
-        dist, idx = _self_knn(Xa, k, metric)
+        dist, idx = knn(Xa, k, metric=metric)
         truth = ya
     else:
         if y_test is None:
@@ -119,7 +73,7 @@ def knn_accuracy(X, y, k: int = 10, X_test=None, y_test=None, metric: str = "euc
         truth = _labels(y_test, Xt.shape[0], "y_test")
         if k > Xa.shape[0]:
             raise ValueError(f"k={k} is larger than the number of reference points ({Xa.shape[0]})")
-        dist, idx = _cross_knn(Xt, Xa, k, metric)
+        dist, idx = knn(Xt, k, y=Xa, metric=metric)
     classes, yi = np.unique(ya, return_inverse=True)
     if weighted:
         w = np.exp((1.0 - dist) / temperature - 1.0 / temperature) if metric == "cosine" else 1.0 / np.maximum(dist, 1e-12)
@@ -189,16 +143,17 @@ def trustworthiness(X, Y, k: int = 5, metric: str = "euclidean", n_queries: int 
     Xa, Ya = _check_pair(X, Y, k)
     n = Xa.shape[0]
     rows = _query_rows(n, n_queries, random_state)
-    tx = torch.from_numpy(_prepare(Xa, metric)).to(dtype)
+    if metric == "cosine":
+        Xa = Xa / np.maximum(np.linalg.norm(Xa, axis=1, keepdims=True), 1e-12)
+    tx = torch.from_numpy(Xa).to(dtype)
     ty = torch.from_numpy(Ya).to(torch.float64)
-    x_sq, y_sq = (tx * tx).sum(1), (ty * ty).sum(1)
     penalty = 0.0
-    step = _chunk(n)
+    step = chunk_rows(n, budget=2**25)
     for s in range(0, len(rows), step):
         q = torch.from_numpy(rows[s:s + step])
         local = torch.arange(len(q))
-        dx = _sq_dists(tx[q], tx, x_sq)
-        dy = _sq_dists(ty[q], ty, y_sq)
+        dx = sq_distances(tx[q], tx, floor=0.0)
+        dy = sq_distances(ty[q], ty, floor=0.0)
         dx[local, q], dy[local, q] = float("inf"), float("inf")
         nn_x = torch.topk(dx, k, dim=1, largest=False).indices
         nn_y = torch.topk(dy, k, dim=1, largest=False).indices
@@ -219,8 +174,8 @@ def neighborhood_preservation(X, Y, k: int = 10, metric: str = "euclidean") -> f
     neighbours among the embedding's k nearest neighbours (1 = every neighbourhood kept)."""
     _check_metric(metric)
     Xa, Ya = _check_pair(X, Y, k)
-    _, nx = _self_knn(Xa.astype(np.float32), k, metric)
-    _, ny = _self_knn(Ya.astype(np.float32), k, "euclidean")
+    _, nx = knn(Xa.astype(np.float32), k, metric=metric)
+    _, ny = knn(Ya.astype(np.float32), k, metric="euclidean")
     hits = 0
     step = 65536
     for s in range(0, nx.shape[0], step):

@@ -139,10 +139,9 @@ def from_matrix(P, symmetric: bool) -> SparseAffinities:
 
 
 def reference_affinities(X_new, X_ref, perplexity: float, k: int, metric: str = "euclidean") -> SparseAffinities:
-    """p(j|i) of new points i over their k nearest reference points j (openTSNE's transform)."""
-    from ..metrics.embedding import _cross_knn
-
-    d, i = _cross_knn(np.asarray(X_new, np.float32), np.asarray(X_ref, np.float32), k, metric)
+    """p(j|i) of new points i over their k nearest reference points j (openTSNE's transform: the
+    distances of the kNN index, squared for the Gaussian)."""
+    d, i = knn(np.asarray(X_new, np.float32), k, y=np.asarray(X_ref, np.float32), metric=metric)
     d = torch.as_tensor(d, dtype=torch.float64)
     sq = d if metric == "cosine" else d ** 2
     return conditional_affinities(sq, torch.as_tensor(i, dtype=torch.long), perplexity, len(X_ref))
