@@ -160,7 +160,7 @@ def test_fused_cluster_cross_entropy_matches_the_formula(seed, alpha_p, alpha_q)
     """cluster_cross_entropy (fused, hand-written backward) == -sum_j p' log q' written densely from
     the formula (shared cluster likelihood, own column excluded, both sides debiased), values and
     gradients, for several heads at once and for one."""
-    from iconlearn.learned import cluster_cross_entropy
+    from iconlearn.losses.fused_clustering import cluster_cross_entropy
 
     g = torch.Generator().manual_seed(100 + seed)
     H, B, M, C, K = 3, 5, 12, 4, 3

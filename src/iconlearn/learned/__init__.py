@@ -1,7 +1,6 @@
 """Learned neighbourhood distributions q(j|i): kernels on embeddings and cluster likelihoods."""
 from ..core import smooth_log_q
 from ..distances import sq_distances
-from .cluster_loss import cluster_cross_entropy
 from .clusters import ClusterLikelihood, cluster_log_q
 from .kernels import (
     ConcatSumKernel,
@@ -18,7 +17,7 @@ from .kernels import (
 )
 
 __all__ = [
-    "ClusterLikelihood", "cluster_cross_entropy", "cluster_log_q", "ConcatSumKernel", "CosineKernel", "DotKernel",
+    "ClusterLikelihood", "cluster_log_q", "ConcatSumKernel", "CosineKernel", "DotKernel",
     "ExponentialKernel", "GaussianKernel", "Kernel", "LaplacianKernel", "StudentTKernel", "SumKernel", "normalize", "sq_distances",
     "smooth_log_q", "compute_dtype",
 ]
