@@ -234,7 +234,41 @@ def pretrain(config, images=None, labels=None, *, model: nn.Module | None = None
 
 
 def _pretrain(cfg, images, labels, user_model, callbacks, resume, eval_data, rank, world, device):
-    t, d_cfg, m_cfg, o_cfg = cfg["train"], cfg["data"], cfg["method"], cfg["optim"]
+    """The run, stage by stage."""
+    data = _prepare_data(cfg, images, labels, world, device)
+    parts = _build_components(cfg, data, user_model, world, device)
+    saver = _Checkpointer(cfg, parts, rank, world, data.global_batch, device, callbacks)
+    resume_from = _resume_path(resume, saver.path)
+    start = _restore(resume_from, parts, data.global_batch, device) if resume_from is not None else 0
+    saver.keep_log_until = start
+    state = TrainState(start, data.total, data.steps_per_epoch, rank, world, parts.net, parts.optimizer, cfg)
+    _train(state, parts, data, saver, callbacks, device)
+    metrics = _evaluate(cfg, parts.net, data, eval_data, rank, device)
+    return PretrainResult(parts.net, state.history, metrics, saver.path if saver.path and saver.path.exists() else None,
+                          state.step)
+
+
+@dataclass
+class _Data:
+    """The training images of this run and the step arithmetic that depends on them."""
+
+    images: Tensor  # (N x C x H x W) as given (the evaluation samples them)
+    labels: Tensor | None
+    on_device: Tensor  # the images on the device, uint8 when given so (4x less memory)
+    labels_on_device: Tensor | None
+    batch_size: int  # per process
+    global_batch: int
+    steps_per_epoch: int
+    total: int  # optimiser steps of the run
+    augment: SimCLRAugment | None
+    out_hw: tuple  # image size after augmentation
+    from_config: bool  # the images are the config's dataset (then so is the evaluation's test set)
+
+
+def _prepare_data(cfg, images, labels, world, device) -> _Data:
+    """Validated training images and labels (the config's dataset by default), subsampled as the
+    config says, on the device; the batch and step counts; the augmentation."""
+    t, d_cfg, aug_cfg = cfg["train"], cfg["data"], cfg["augment"]
     from_config = images is None
     if from_config:
         images, labels = load_images(cfg, "train")
@@ -247,7 +281,7 @@ def _pretrain(cfg, images, labels, user_model, callbacks, resume, eval_data, ran
     if labels is not None:
         labels = torch.as_tensor(np.asarray(labels) if not isinstance(labels, Tensor) else labels)
         V.check_labels(labels, images.shape[0])
-    if m_cfg["name"] == "supcon" and labels is None:
+    if cfg["method"]["name"] == "supcon" and labels is None:
         raise ConfigError("method 'supcon' needs labels for the training images")
     images, labels = _subset(images, labels, d_cfg["n_train"], t["seed"], "train")
     n, B = images.shape[0], t["batch_size"]
@@ -256,23 +290,38 @@ def _pretrain(cfg, images, labels, user_model, callbacks, resume, eval_data, ran
         per = f"{B} x {world} processes = {GB}" if world > 1 else str(B)
         raise ConfigError(f"batch size {per} is larger than the dataset ({n} images); lower train.batch_size")
     steps_per_epoch = n // GB
-    total = t["max_steps"] or max(1, math.ceil(t["epochs"] * steps_per_epoch))
-
-    # data on the device, as uint8 when it is (4x less memory); float in [0, 1] per batch
-    data = images.to(device)
-    if labels is not None:
-        labels = labels.to(device)
-    C, H, W = data.shape[1:]
-    aug_cfg = cfg["augment"]
     aug = None
     if aug_cfg["enabled"]:
         aug = SimCLRAugment(aug_cfg["size"], tuple(aug_cfg["crop_scale"]), aug_cfg["flip"], aug_cfg["jitter"],
                             aug_cfg["blur_prob"], aug_cfg["noise_std"], jitter_prob=aug_cfg["jitter_prob"],
                             gray_prob=aug_cfg["gray_prob"])
-    out_hw = (aug_cfg["size"], aug_cfg["size"]) if aug_cfg["size"] and aug else (H, W)
+    out_hw = (aug_cfg["size"], aug_cfg["size"]) if aug_cfg["size"] and aug else tuple(images.shape[2:])
+    return _Data(images, labels, images.to(device), None if labels is None else labels.to(device), B, GB,
+                 steps_per_epoch, t["max_steps"] or max(1, math.ceil(t["epochs"] * steps_per_epoch)), aug, out_hw,
+                 from_config)
 
+
+@dataclass
+class _Components:
+    """What a training step uses and a checkpoint saves."""
+
+    net: ContrastiveModel  # the model, unwrapped
+    student: nn.Module  # what the step calls: the model's projections and predictions (DDP-wrapped when distributed)
+    method: Method
+    teacher: EMA | None
+    queue: Queue | None
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    base_lr: float
+    amp_dtype: torch.dtype | None  # None: full precision
+
+
+def _build_components(cfg, data: _Data, user_model, world, device) -> _Components:
+    """The model (seeded by the config), the method's loss, an EMA teacher and a queue when the method
+    uses them, DDP across processes, the optimiser and the mixed-precision scaler."""
+    t, m_cfg, o_cfg = cfg["train"], cfg["method"], cfg["optim"]
     torch.manual_seed(t["seed"])
-    net = build_model(cfg, C, out_hw, user_model).to(device)
+    net = build_model(cfg, data.images.shape[1], data.out_hw, user_model).to(device)
     ddp = world > 1
     method = Method(m_cfg, gather_distributed=ddp)
     teacher = EMA(net, m_cfg["ema_decay"]) if m_cfg["ema_decay"] is not None else None
@@ -287,139 +336,120 @@ def _pretrain(cfg, images, labels, user_model, callbacks, resume, eval_data, ran
             net = student.model
         student = nn.parallel.DistributedDataParallel(
             student, device_ids=[device.index] if device.type == "cuda" else None)
-    base_lr = o_cfg["lr"] * (GB / 256 if o_cfg["scale_lr"] else 1.0)
+    base_lr = o_cfg["lr"] * (data.global_batch / 256 if o_cfg["scale_lr"] else 1.0)
     opt = build_optimizer(net, o_cfg, base_lr)
     use_amp = t["amp"] and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if use_amp else None
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    return _Components(net, student, method, teacher, queue, opt, scaler, base_lr, amp_dtype)
 
-    out_dir = Path(t["out_dir"]) if t["out_dir"] else None
-    ckpt_path = out_dir / "last.pt" if out_dir else None
-    start = 0
-    resume_from = None
-    if resume not in (False, None):
-        if resume is True:
-            resume_from = ckpt_path if ckpt_path is not None and ckpt_path.exists() else None
-        else:
-            resume_from = Path(resume)
-    if resume_from is not None:
-        ckpt = load_checkpoint(resume_from, map_location=device)
-        check_compatible(ckpt, net, resume_from)
-        if ckpt.get("global_batch") != GB:
-            raise CheckpointError(f"{resume_from} was trained with a global batch of {ckpt.get('global_batch')}, "
-                                  f"this run has {GB}; an exact resume needs the same batch and process count")
-        net.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"]) if ckpt.get("scaler") else None
-        if teacher is not None:
-            if ckpt.get("teacher") is None:
-                raise CheckpointError(f"{resume_from} has no EMA teacher but this config uses one")
-            teacher.module.load_state_dict(ckpt["teacher"])
-        if queue is not None:
-            if ckpt.get("queue") is None:
-                raise CheckpointError(f"{resume_from} has no queue but this config uses one")
-            queue.load_state_dict(ckpt["queue"])
-        _set_rng_state(ckpt["rng"], device)
-        start = int(ckpt["step"])
 
-    state = TrainState(start, total, steps_per_epoch, rank, world, net, opt, cfg)
+def _resume_path(resume, ckpt_path: Path | None) -> Path | None:
+    """The checkpoint to continue from: ``out_dir/last.pt`` when ``resume`` is True and it exists,
+    the path ``resume`` names, or None."""
+    if resume in (False, None):
+        return None
+    if resume is True:
+        return ckpt_path if ckpt_path is not None and ckpt_path.exists() else None
+    return Path(resume)
 
-    def checkpoint():
-        if ckpt_path is None:
+
+def _restore(path: Path, parts: _Components, global_batch: int, device) -> int:
+    """Load a checkpoint into the components (and the global RNG); returns its step."""
+    ckpt = load_checkpoint(path, map_location=device)
+    check_compatible(ckpt, parts.net, path)
+    if ckpt.get("global_batch") != global_batch:
+        raise CheckpointError(f"{path} was trained with a global batch of {ckpt.get('global_batch')}, "
+                              f"this run has {global_batch}; an exact resume needs the same batch and process count")
+    parts.net.load_state_dict(ckpt["model"])
+    parts.optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt.get("scaler"):
+        parts.scaler.load_state_dict(ckpt["scaler"])
+    if parts.teacher is not None:
+        if ckpt.get("teacher") is None:
+            raise CheckpointError(f"{path} has no EMA teacher but this config uses one")
+        parts.teacher.module.load_state_dict(ckpt["teacher"])
+    if parts.queue is not None:
+        if ckpt.get("queue") is None:
+            raise CheckpointError(f"{path} has no queue but this config uses one")
+        parts.queue.load_state_dict(ckpt["queue"])
+    _set_rng_state(ckpt["rng"], device)
+    return int(ckpt["step"])
+
+
+class _Checkpointer:
+    """``out_dir/last.pt`` and ``out_dir/log.csv``: rank 0 writes both, every rank waits for it.
+
+    Log rows are kept in ``pending`` until the next checkpoint, so the log never runs ahead of the
+    checkpoint a resumed run starts from; the first write of a run drops the rows an earlier run
+    logged after ``keep_log_until`` (its resume step).
+    """
+
+    def __init__(self, cfg, parts: _Components, rank, world, global_batch, device, callbacks):
+        out_dir = cfg["train"]["out_dir"]
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.path = self.out_dir / "last.pt" if self.out_dir else None
+        self.cfg, self.parts, self.rank, self.world = cfg, parts, rank, world
+        self.global_batch, self.device, self.callbacks = global_batch, device, callbacks
+        self.pending: list = []
+        self.keep_log_until: int | None = 0
+
+    def save(self, state: TrainState) -> None:
+        if self.path is None:
             return
-        if rank == 0:
+        if self.rank == 0:
+            p = self.parts
             save_checkpoint({
-                "step": state.step, "config": cfg, "model": net.state_dict(), "model_signature": model_signature(net),
-                "optimizer": opt.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-                "teacher": teacher.module.state_dict() if teacher is not None else None,
-                "queue": queue.state_dict() if queue is not None else None,
-                "rng": _rng_state(device), "global_batch": GB, "world_size": world,
-            }, ckpt_path)
-            _write_log(out_dir / "log.csv", pending, keep_until=start if not log_started[0] else None)
-            log_started[0] = True
-            pending.clear()
-            for cb in callbacks:
-                cb.on_checkpoint(state, ckpt_path)
-        if world > 1:
+                "step": state.step, "config": self.cfg, "model": p.net.state_dict(),
+                "model_signature": model_signature(p.net), "optimizer": p.optimizer.state_dict(),
+                "scaler": p.scaler.state_dict() if p.scaler.is_enabled() else {},
+                "teacher": p.teacher.module.state_dict() if p.teacher is not None else None,
+                "queue": p.queue.state_dict() if p.queue is not None else None,
+                "rng": _rng_state(self.device), "global_batch": self.global_batch, "world_size": self.world,
+            }, self.path)
+            _write_log(self.out_dir / "log.csv", self.pending, keep_until=self.keep_log_until)
+            self.keep_log_until = None
+            self.pending.clear()
+            for cb in self.callbacks:
+                cb.on_checkpoint(state, self.path)
+        if self.world > 1:
             dist.barrier()
 
-    pending: list = []
-    log_started = [False]
+
+def _train(state: TrainState, parts: _Components, data: _Data, saver: _Checkpointer, callbacks, device) -> None:
+    """Steps from ``state.step`` to ``state.total_steps`` (or until a callback stops), with logging, the
+    progress bar and periodic checkpoints; a last checkpoint at the end."""
+    t = state.config["train"]
+    start, total = state.step, state.total_steps
     for cb in callbacks:
         cb.on_train_start(state)
     bar = None
-    if t["progress"] and rank == 0 and start < total:
+    if t["progress"] and state.rank == 0 and start < total:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, initial=start, desc=f"pretrain {m_cfg['name']}", dynamic_ncols=True)
+        bar = tqdm(total=total, initial=start, desc=f"pretrain {state.config['method']['name']}", dynamic_ncols=True)
     perm_epoch, perm = -1, None
     gen = torch.Generator(device=device)
-    net.train()
+    parts.net.train()
     tick = time.perf_counter()
     t0 = tick
     for step in range(start, total):
-        epoch, pos = divmod(step, steps_per_epoch)
-        if epoch != perm_epoch:
-            perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed_of(t["seed"], epoch))).to(device)
-            perm_epoch = epoch
-        idx = perm[pos * GB + rank * B: pos * GB + (rank + 1) * B]
-        x = data[idx]
-        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        y = labels[idx] if labels is not None else None
-        if aug is not None:
-            gen.manual_seed(seed_of(t["seed"], step, rank))
-            v1, v2 = aug(x, generator=gen), aug(x, generator=gen)
-        else:
-            v1, v2 = x, x
-        lr = lr_at(step, total, base_lr, o_cfg["warmup_steps"], o_cfg["schedule"])
-        for g in opt.param_groups:
-            g["lr"] = lr
-        amp_ctx = torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
-        with amp_ctx:
-            z, p = student(torch.cat([v1, v2]))
-            k = teacher(torch.cat([v1, v2])) if teacher is not None else None
-        z, p = z.float(), p.float()
-        p1, p2 = p.chunk(2)
-        if teacher is not None:
-            k1, k2 = k.float().chunk(2)
-        elif queue is not None:
-            k1, k2 = z.chunk(2)
-        else:
-            k1 = k2 = None
-        extra = queue.get() if queue is not None else None
-        loss = method(p1, p2, y, k1, k2, extra)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the loss became {loss.item()} at step {step}; lower optim.lr or check the data")
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if o_cfg["grad_clip"]:
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(net.parameters(), o_cfg["grad_clip"])
-        scaler.step(opt)
-        scaler.update()
-        if teacher is not None:
-            teacher.update(net)
-        if queue is not None:
-            keys = torch.cat([k1, k2]).detach()
-            if ddp:
-                from ..distributed import gather
-
-                keys = gather(keys)[0]
-            queue.push(keys)
+        epoch, pos = divmod(step, data.steps_per_epoch)
+        if epoch != perm_epoch:  # the data order of epoch e is drawn from (seed, e)
+            perm = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(seed_of(t["seed"], epoch)))
+            perm, perm_epoch = perm.to(device), epoch
+        B, GB = data.batch_size, data.global_batch
+        idx = perm[pos * GB + state.rank * B: pos * GB + (state.rank + 1) * B]
+        loss_value, lr = _train_step(step, idx, state, parts, data, gen, device)
         state.step = step + 1
-        loss_value = float(loss.detach())
-        if ddp:
-            lt = torch.tensor([loss_value], device=device)
-            dist.all_reduce(lt)
-            loss_value = float(lt) / world
-        logs = {"step": state.step, "epoch": round(state.step / steps_per_epoch, 4), "loss": loss_value, "lr": lr}
+        logs = {"step": state.step, "epoch": round(state.step / data.steps_per_epoch, 4), "loss": loss_value, "lr": lr}
         if state.step % t["log_every"] == 0 or state.step == total:
             now = time.perf_counter()
             logs["images_per_s"] = round(GB * min(t["log_every"], state.step - start) / max(now - tick, 1e-9), 1)
             logs["elapsed_s"] = round(now - t0, 2)
             tick = now
             state.history.append(logs)
-            pending.append(logs)
+            saver.pending.append(logs)
             if bar is not None:
                 bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.3g}")
         if bar is not None:
@@ -427,35 +457,96 @@ def _pretrain(cfg, images, labels, user_model, callbacks, resume, eval_data, ran
         for cb in callbacks:
             cb.on_step_end(state, logs)
         if t["ckpt_every"] and state.step % t["ckpt_every"] == 0 and state.step < total:
-            checkpoint()
+            saver.save(state)
         if state.stop:
             break
     if bar is not None:
         bar.close()
     if state.step == total or state.stop:
-        checkpoint()
+        saver.save(state)
     for cb in callbacks:
         cb.on_train_end(state)
 
-    metrics: dict = {}
-    if cfg["eval"]["enabled"] and labels is not None and rank == 0 and (eval_data is not None or from_config):
-        from ..metrics.probe import evaluate_encoder
 
-        if eval_data is None:
-            Xte, yte = load_images(cfg, "test")
-        else:
-            Xte, yte = eval_data
-            Xte = torch.as_tensor(np.asarray(Xte)) if not isinstance(Xte, Tensor) else Xte
-        Xte, yte = _subset(Xte, torch.as_tensor(np.asarray(yte)), d_cfg["n_test"], t["seed"], "test")
-        ev = cfg["eval"]
-        Xref, yref = _subset(images, labels.cpu(), ev["n_train"], t["seed"] + 1, "eval")
-        metrics = evaluate_encoder(net, Xref, yref.numpy(), Xte, np.asarray(yte), knn_k=ev["knn_k"],
-                                   probe=ev["probe"], cluster=ev["cluster"], n_clusters=ev["n_clusters"],
-                                   seed=t["seed"], progress=t["progress"],
-                                   probe_backend=ev["probe_backend"] if ev["probe_backend"] != "auto"
-                                   else ("torch" if device.type == "cuda" else "sklearn"))
-        if out_dir is not None:
-            with atomic_write(out_dir / "metrics.json") as f:
-                f.write(json.dumps(metrics, indent=2))
-    return PretrainResult(net, state.history, metrics, ckpt_path if ckpt_path and ckpt_path.exists() else None,
-                          state.step)
+def _train_step(step: int, idx: Tensor, state: TrainState, parts: _Components, data: _Data, gen: torch.Generator,
+                device) -> tuple[float, float]:
+    """One optimiser step on the images ``idx``: two augmented views (drawn from (seed, step, rank)),
+    the method's loss, backward, the optimiser, the teacher and the queue. Returns (the loss averaged
+    over the ranks, the learning rate)."""
+    t, o_cfg = state.config["train"], state.config["optim"]
+    x = data.on_device[idx]
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    y = data.labels_on_device[idx] if data.labels_on_device is not None else None
+    if data.augment is not None:
+        gen.manual_seed(seed_of(t["seed"], step, state.rank))
+        v1, v2 = data.augment(x, generator=gen), data.augment(x, generator=gen)
+    else:
+        v1, v2 = x, x
+    lr = lr_at(step, state.total_steps, parts.base_lr, o_cfg["warmup_steps"], o_cfg["schedule"])
+    for g in parts.optimizer.param_groups:
+        g["lr"] = lr
+    teacher, queue = parts.teacher, parts.queue
+    amp = torch.autocast("cuda", dtype=parts.amp_dtype) if parts.amp_dtype is not None else contextlib.nullcontext()
+    with amp:
+        z, p = parts.student(torch.cat([v1, v2]))
+        k = teacher(torch.cat([v1, v2])) if teacher is not None else None
+    z, p = z.float(), p.float()
+    p1, p2 = p.chunk(2)
+    if teacher is not None:
+        k1, k2 = k.float().chunk(2)
+    elif queue is not None:
+        k1, k2 = z.chunk(2)
+    else:
+        k1 = k2 = None
+    extra = queue.get() if queue is not None else None
+    loss = parts.method(p1, p2, y, k1, k2, extra)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"the loss became {loss.item()} at step {step}; lower optim.lr or check the data")
+    parts.optimizer.zero_grad(set_to_none=True)
+    parts.scaler.scale(loss).backward()
+    if o_cfg["grad_clip"]:
+        parts.scaler.unscale_(parts.optimizer)
+        nn.utils.clip_grad_norm_(parts.net.parameters(), o_cfg["grad_clip"])
+    parts.scaler.step(parts.optimizer)
+    parts.scaler.update()
+    if teacher is not None:
+        teacher.update(parts.net)
+    if queue is not None:
+        keys = torch.cat([k1, k2]).detach()
+        if state.world_size > 1:
+            from ..distributed import gather
+
+            keys = gather(keys)[0]
+        queue.push(keys)
+    loss_value = float(loss.detach())
+    if state.world_size > 1:
+        lt = torch.tensor([loss_value], device=device)
+        dist.all_reduce(lt)
+        loss_value = float(lt) / state.world_size
+    return loss_value, lr
+
+
+def _evaluate(cfg, net: nn.Module, data: _Data, eval_data, rank: int, device) -> dict:
+    """The frozen encoder on held-out images (rank 0, when enabled and there are labels): kNN,
+    linear probe and optionally clustering; written to ``out_dir/metrics.json``."""
+    t, ev = cfg["train"], cfg["eval"]
+    if not (ev["enabled"] and data.labels is not None and rank == 0 and (eval_data is not None or data.from_config)):
+        return {}
+    from ..metrics.probe import evaluate_encoder
+
+    if eval_data is None:
+        Xte, yte = load_images(cfg, "test")
+    else:
+        Xte, yte = eval_data
+        Xte = torch.as_tensor(np.asarray(Xte)) if not isinstance(Xte, Tensor) else Xte
+    Xte, yte = _subset(Xte, torch.as_tensor(np.asarray(yte)), cfg["data"]["n_test"], t["seed"], "test")
+    Xref, yref = _subset(data.images, data.labels.cpu(), ev["n_train"], t["seed"] + 1, "eval")
+    metrics = evaluate_encoder(net, Xref, yref.numpy(), Xte, np.asarray(yte), knn_k=ev["knn_k"],
+                               probe=ev["probe"], cluster=ev["cluster"], n_clusters=ev["n_clusters"],
+                               seed=t["seed"], progress=t["progress"],
+                               probe_backend=ev["probe_backend"] if ev["probe_backend"] != "auto"
+                               else ("torch" if device.type == "cuda" else "sklearn"))
+    if t["out_dir"]:
+        with atomic_write(Path(t["out_dir"]) / "metrics.json") as f:
+            f.write(json.dumps(metrics, indent=2))
+    return metrics
