@@ -105,7 +105,8 @@ def baselines(args, results: Path, command: str) -> None:
     """The same evaluation for the untrained encoder (seed 0 init) and for raw pixels."""
     import torch
 
-    from iconlearn.metrics.probe import evaluate_encoder, knn_probe, linear_probe
+    from iconlearn.evaluation import evaluate_encoder
+    from iconlearn.metrics.probe import knn_probe, linear_probe
     from iconlearn.train import build_model, validate_config
     from iconlearn.train.loop import _subset, load_images
 

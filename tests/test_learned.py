@@ -16,7 +16,7 @@ from iconlearn.learned import (
     SumKernel,
     cluster_log_q,
     compute_dtype,
-    normalize,
+    masked_log_softmax,
     sq_distances,
 )
 
@@ -87,12 +87,12 @@ def test_joint_normalisation():
     assert torch.allclose(J, raw / raw.sum(), atol=1e-12)
 
 
-def test_normalize_exclusion_forms():
+def test_masked_log_softmax_exclusion_forms():
     logits = torch.randn(3, 4, dtype=DT)
-    a = normalize(logits, torch.tensor([0, 1, 2]))
+    a = masked_log_softmax(logits, torch.tensor([0, 1, 2]))
     m = torch.zeros(3, 4, dtype=torch.bool)
     m[0, 0] = m[1, 1] = m[2, 2] = True
-    assert torch.equal(a, normalize(logits, m))
+    assert torch.equal(a, masked_log_softmax(logits, m))
     assert torch.allclose(a.exp().sum(1), torch.ones(3, dtype=DT))
 
 
@@ -134,7 +134,7 @@ def test_shared_cluster_product_gradient_and_debiased_form():
     """The one-matmul backward of the symmetric cluster product, and q debiased in probability
     space == core.smooth_log_q applied to the generic path."""
     from iconlearn.core import smooth_log_q
-    from iconlearn.learned.clusters import _SharedClusterProduct
+    from iconlearn.cluster_likelihood import _SharedClusterProduct
 
     g = torch.Generator().manual_seed(3)
     phi = torch.softmax(torch.randn(7, 4, generator=g, dtype=DT), 1)

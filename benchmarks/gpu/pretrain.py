@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     import torch
 
     from iconlearn.data.datasets import load_fashion_mnist
-    from iconlearn.metrics.probe import evaluate_encoder
+    from iconlearn.evaluation import evaluate_encoder
     from iconlearn.train import StepTimer, pretrain
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():

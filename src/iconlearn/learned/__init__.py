@@ -1,7 +1,9 @@
-"""Learned neighbourhood distributions q(j|i): kernels on embeddings and cluster likelihoods."""
+"""Learned neighbourhood distributions q(j|i): kernels on embeddings (:mod:`.kernels`) and the
+shared cluster likelihood of soft assignments (:mod:`iconlearn.cluster_likelihood`, which the
+supervisory side shares)."""
+from ..cluster_likelihood import ClusterLikelihood, cluster_log_q
 from ..core import smooth_log_q
 from ..distances import sq_distances
-from .clusters import ClusterLikelihood, cluster_log_q
 from .kernels import (
     ConcatSumKernel,
     CosineKernel,
@@ -13,11 +15,11 @@ from .kernels import (
     StudentTKernel,
     SumKernel,
     compute_dtype,
-    normalize,
+    masked_log_softmax,
 )
 
 __all__ = [
     "ClusterLikelihood", "cluster_log_q", "ConcatSumKernel", "CosineKernel", "DotKernel",
-    "ExponentialKernel", "GaussianKernel", "Kernel", "LaplacianKernel", "StudentTKernel", "SumKernel", "normalize", "sq_distances",
-    "smooth_log_q", "compute_dtype",
+    "ExponentialKernel", "GaussianKernel", "Kernel", "LaplacianKernel", "StudentTKernel", "SumKernel",
+    "masked_log_softmax", "sq_distances", "smooth_log_q", "compute_dtype",
 ]

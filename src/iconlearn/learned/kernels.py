@@ -5,7 +5,7 @@ distribution is its normalisation over the row's candidates,
 
     q(j|i) = k(z_i, z_j) / sum_{k candidate} k(z_i, z_k),
 
-computed as a masked log-softmax (:func:`normalize`). Candidates exclude the anchor itself when
+computed as a masked log-softmax (:func:`masked_log_softmax`). Candidates exclude the anchor itself when
 the rows and columns are the same points (``k != i`` in Table 1).
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ def compute_dtype(*tensors: Tensor) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
-def normalize(logits: Tensor, exclude: Tensor | None = None) -> Tensor:
+def masked_log_softmax(logits: Tensor, exclude: Tensor | None = None) -> Tensor:
     """log q = log-softmax of log-affinities over the candidate columns; excluded columns are -inf."""
     mask = candidate_mask(exclude, tuple(logits.shape), logits.device)
     if mask is not None:
@@ -67,7 +67,7 @@ class Kernel:
             exclude = self_exclusion(x, y, self.exclude_self)
         y = x if y is None else y
         dtype = compute_dtype(x, y)
-        return normalize(self.log_affinity(x.to(dtype), y.to(dtype)), exclude)
+        return masked_log_softmax(self.log_affinity(x.to(dtype), y.to(dtype)), exclude)
 
     def joint(self, x: Tensor) -> Tensor:
         """log Q over all ordered pairs i != j, normalised jointly (t-SNE's q_ij), as one (1 x N^2)
@@ -75,7 +75,7 @@ class Kernel:
         x = x.to(compute_dtype(x))
         logits = self.log_affinity(x, x)
         eye = torch.eye(x.shape[0], dtype=torch.bool, device=x.device)
-        return normalize(logits.masked_fill(eye, float("-inf")).reshape(1, -1))
+        return masked_log_softmax(logits.masked_fill(eye, float("-inf")).reshape(1, -1))
 
 
 class CosineKernel(Kernel):

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from .. import _validation as V
 from ..core import SparseRows, icon_loss, reverse_icon_loss, sparse_smoothed_neg_entropy
-from ..learned import GaussianKernel, cluster_log_q, compute_dtype, normalize
+from ..learned import GaussianKernel, cluster_log_q, compute_dtype, masked_log_softmax
 from ..supervisory import debias, has_positive, same_group_targets
 from ._batch import BatchLoss, check_assignments, check_target, own_columns, zero_loss
 from .fused_clustering import cluster_cross_entropy
@@ -94,7 +94,7 @@ class NormalizedCutsICon(BatchLoss):
         d = degrees.detach().to(w.dtype)
         log_q = cluster_log_q(probs, cols, degrees=d)
         if self.direction == "reverse":
-            log_p = normalize(torch.where(d > 0, w / d.clamp_min(1e-30), torch.zeros_like(w)))
+            log_p = masked_log_softmax(torch.where(d > 0, w / d.clamp_min(1e-30), torch.zeros_like(w)))
             return reverse_icon_loss(log_p, log_q)
         row_deg = w.sum(1, keepdim=True)
         keep = row_deg.squeeze(1) > 0

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from .. import _validation as V
 from ..core import SparseRows, icon_loss
 from ..learned import ConcatSumKernel, CosineKernel, DotKernel, ExponentialKernel, Kernel, SumKernel, compute_dtype
-from ..learned import normalize
+from ..learned import masked_log_softmax
 from ..supervisory import augmentation_targets, cross_modal_targets, has_positive, same_group_targets
 from ._batch import BatchLoss, own_columns, zero_loss
 
@@ -186,7 +186,7 @@ class CrossEntropyICon(nn.Module):
         V.check_embeddings(features, "features")
         V.check_labels(labels, features.shape[0])
         if prototypes is None:
-            log_q = normalize(features.to(compute_dtype(features)) / self.kernel.temperature)
+            log_q = masked_log_softmax(features.to(compute_dtype(features)) / self.kernel.temperature)
         else:
             V.check_embeddings(prototypes, "prototypes")
             if prototypes.shape[1] != features.shape[1]:

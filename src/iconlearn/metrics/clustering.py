@@ -18,19 +18,19 @@ def _as_labels(y, name: str) -> np.ndarray:
 
 
 def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
-    t, p = _as_labels(y_true, "y_true"), _as_labels(y_pred, "y_pred")
-    if t.shape != p.shape:
-        raise ValueError(f"y_true and y_pred must have the same length, got {t.shape[0]} and {p.shape[0]}")
-    if t.size == 0:
+    truth, pred = _as_labels(y_true, "y_true"), _as_labels(y_pred, "y_pred")
+    if truth.shape != pred.shape:
+        raise ValueError(f"y_true and y_pred must have the same length, got {truth.shape[0]} and {pred.shape[0]}")
+    if truth.size == 0:
         raise ValueError("y_true and y_pred are empty")
-    return t, p
+    return truth, pred
 
 
 def contingency(y_true, y_pred) -> np.ndarray:
     """(n_pred_clusters x n_classes) counts over the distinct values present."""
-    t, p = _pair(y_true, y_pred)
-    _, ti = np.unique(t, return_inverse=True)
-    _, pi = np.unique(p, return_inverse=True)
+    truth, pred = _pair(y_true, y_pred)
+    _, ti = np.unique(truth, return_inverse=True)
+    _, pi = np.unique(pred, return_inverse=True)
     m = np.zeros((pi.max() + 1, ti.max() + 1), dtype=np.int64)
     np.add.at(m, (pi, ti), 1)
     return m
@@ -54,19 +54,19 @@ def hungarian_accuracy(y_true, y_pred) -> float:
 
 def nmi(y_true, y_pred) -> float:
     """Normalised mutual information with the arithmetic-mean normaliser (scikit-learn's default)."""
-    t, p = _pair(y_true, y_pred)
-    return float(skm.normalized_mutual_info_score(t, p, average_method="arithmetic"))
+    truth, pred = _pair(y_true, y_pred)
+    return float(skm.normalized_mutual_info_score(truth, pred, average_method="arithmetic"))
 
 
 def ari(y_true, y_pred) -> float:
-    t, p = _pair(y_true, y_pred)
-    return float(skm.adjusted_rand_score(t, p))
+    truth, pred = _pair(y_true, y_pred)
+    return float(skm.adjusted_rand_score(truth, pred))
 
 
 def ami(y_true, y_pred) -> float:
     """Adjusted mutual information (arithmetic normaliser)."""
-    t, p = _pair(y_true, y_pred)
-    return float(skm.adjusted_mutual_info_score(t, p, average_method="arithmetic"))
+    truth, pred = _pair(y_true, y_pred)
+    return float(skm.adjusted_mutual_info_score(truth, pred, average_method="arithmetic"))
 
 
 def clustering_scores(y_true, y_pred) -> dict[str, float]:

@@ -1,12 +1,13 @@
-"""Evaluation of a frozen encoder: linear probe, kNN accuracy and I-Con clustering of its features.
-
-The standard protocols of self-supervised learning (SimCLR, solo-learn): the encoder is frozen,
-features are extracted once, then
+"""Probes of frozen features, the standard protocols of self-supervised learning (SimCLR,
+solo-learn): features are extracted once (:func:`extract_features`), then
 
 * linear probe: multinomial logistic regression on standardised train features, accuracy on
   held-out features;
-* kNN: weighted cosine kNN with k = 20 (InstDisc / DINO), via :func:`iconlearn.metrics.embedding.knn_accuracy`;
-* clustering: :class:`iconlearn.IConClustering` on the held-out features, Hungarian accuracy and NMI.
+* kNN: weighted cosine kNN with k = 20 (InstDisc / DINO), via :func:`iconlearn.metrics.embedding.knn_accuracy`.
+
+Evaluating an encoder with all of them and with a clusterer (:func:`evaluate_encoder`,
+:func:`cluster_probe`) is a layer above the metrics and the estimators: :mod:`iconlearn.evaluation`.
+Both names still import from here.
 """
 from __future__ import annotations
 
@@ -16,7 +17,17 @@ from torch import Tensor, nn
 
 from .. import _validation as V
 
-__all__ = ["extract_features", "linear_probe", "torch_logistic_regression", "knn_probe", "cluster_probe", "evaluate_encoder"]
+__all__ = ["extract_features", "linear_probe", "torch_logistic_regression", "knn_probe"]
+
+
+def __getattr__(name: str):
+    """``evaluate_encoder`` and ``cluster_probe`` live in :mod:`iconlearn.evaluation`; they resolve
+    here too, on first use, so that ``from iconlearn.metrics.probe import evaluate_encoder`` works."""
+    if name in ("evaluate_encoder", "cluster_probe"):
+        from .. import evaluation
+
+        return getattr(evaluation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @torch.no_grad()
@@ -34,8 +45,8 @@ def extract_features(encoder, images, batch_size: int = 512, device=None, progre
     if isinstance(encoder, nn.Module):
         encoder.eval()
         if device is None:
-            p = next(encoder.parameters(), None)
-            device = p.device if p is not None else "cpu"
+            param = next(encoder.parameters(), None)
+            device = param.device if param is not None else "cpu"
     device = torch.device(device or "cpu")
     out = []
     rng = range(0, imgs.shape[0], batch_size)
@@ -125,32 +136,3 @@ def knn_probe(X_train, y_train, X_test, y_test, k: int = 20, temperature: float 
 
     return knn_accuracy(X_train, y_train, k=k, X_test=X_test, y_test=y_test, metric="cosine", weighted=True,
                         temperature=temperature)
-
-
-def cluster_probe(X, y, n_clusters: int | None = None, seed: int = 0, **params) -> dict:
-    """I-Con clustering (:class:`iconlearn.IConClustering`, ``params`` passed to it) of the features:
-    Hungarian accuracy, NMI, ARI, AMI."""
-    import iconlearn
-
-    from .clustering import clustering_scores
-
-    y = np.asarray(y)
-    k = int(n_clusters or len(np.unique(y)))
-    pred = iconlearn.IConClustering(n_clusters=k, random_state=seed, **params).fit_predict(V.check_array(X, "X"))
-    scores = clustering_scores(y, pred)
-    return {f"cluster_{name}": float(v) for name, v in scores.items()}
-
-
-def evaluate_encoder(encoder, train_images, y_train, test_images, y_test, knn_k: int = 20, probe: bool = True,
-                     cluster: bool = False, n_clusters: int | None = None, batch_size: int = 512, seed: int = 0,
-                     progress: bool = False, probe_backend: str = "sklearn") -> dict:
-    """All the frozen-encoder metrics: ``knn_acc``, ``linear_acc`` and optionally ``cluster_*``."""
-    Ftr = extract_features(encoder, train_images, batch_size, progress=progress)
-    Fte = extract_features(encoder, test_images, batch_size, progress=progress)
-    out = {"knn_acc": knn_probe(Ftr, y_train, Fte, y_test, k=knn_k)}
-    if probe:
-        dev = next(encoder.parameters()).device if isinstance(encoder, nn.Module) else None
-        out["linear_acc"] = linear_probe(Ftr, y_train, Fte, y_test, seed=seed, backend=probe_backend, device=dev)
-    if cluster:
-        out.update(cluster_probe(Fte, y_test, n_clusters, seed))
-    return out

@@ -112,9 +112,9 @@ def feature_dim(backbone: nn.Module, input_shape: Sequence[int]) -> int:
     was = backbone.training
     backbone.eval()
     try:
-        p = next(backbone.parameters(), None)
-        x = torch.zeros(2, *input_shape, device=p.device if p is not None else "cpu",
-                        dtype=p.dtype if p is not None and p.is_floating_point() else torch.float32)
+        param = next(backbone.parameters(), None)
+        x = torch.zeros(2, *input_shape, device=param.device if param is not None else "cpu",
+                        dtype=param.dtype if param is not None and param.is_floating_point() else torch.float32)
         out = backbone(x)
     finally:
         backbone.train(was)

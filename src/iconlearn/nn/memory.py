@@ -45,10 +45,10 @@ class Queue(nn.Module):
         if keys.shape[1] != self.keys.shape[1]:
             raise ValueError(f"keys have width {keys.shape[1]} but the queue holds width {self.keys.shape[1]}")
         keys = keys.detach().to(self.keys.dtype)[-self.size:]
-        n, p = keys.shape[0], int(self.ptr)
-        idx = (torch.arange(n, device=self.keys.device) + p) % self.size
+        n, ptr = keys.shape[0], int(self.ptr)
+        idx = (torch.arange(n, device=self.keys.device) + ptr) % self.size
         self.keys[idx] = keys
-        self.ptr.fill_((p + n) % self.size)
+        self.ptr.fill_((ptr + n) % self.size)
         self.filled.fill_(min(self.size, int(self.filled) + n))
 
     def get(self) -> Tensor:

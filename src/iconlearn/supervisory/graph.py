@@ -16,6 +16,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from ..cluster_likelihood import cluster_log_q
 from ..core import SparseRows
 
 
@@ -111,6 +112,4 @@ def restrict_to_batch(P: sp.csr_matrix, anchor_ids: np.ndarray | Tensor, batch_i
 def cluster_targets(assignments: Tensor, assignments_ref: Tensor | None = None, exclude_self: bool = False) -> Tensor:
     """Cluster-induced p(j|i) = sum_c phi_ic phi_jc / sum_k phi_kc from (soft or one-hot) assignments
     (the supervisory side of probabilistic k-means in Table 1). Returns dense probabilities."""
-    from ..learned.clusters import cluster_log_q
-
     return cluster_log_q(assignments, assignments_ref, exclude_self=exclude_self).exp()

@@ -488,10 +488,10 @@ def _train_step(step: int, idx: Tensor, state: TrainState, parts: _Components, d
     teacher, queue = parts.teacher, parts.queue
     amp = torch.autocast("cuda", dtype=parts.amp_dtype) if parts.amp_dtype is not None else contextlib.nullcontext()
     with amp:
-        z, p = parts.student(torch.cat([v1, v2]))
+        z, pred = parts.student(torch.cat([v1, v2]))  # projections, and the predictor's outputs (MoCo v3)
         k = teacher(torch.cat([v1, v2])) if teacher is not None else None
-    z, p = z.float(), p.float()
-    p1, p2 = p.chunk(2)
+    z, pred = z.float(), pred.float()
+    pred1, pred2 = pred.chunk(2)
     if teacher is not None:
         k1, k2 = k.float().chunk(2)
     elif queue is not None:
@@ -499,7 +499,7 @@ def _train_step(step: int, idx: Tensor, state: TrainState, parts: _Components, d
     else:
         k1 = k2 = None
     extra = queue.get() if queue is not None else None
-    loss = parts.method(p1, p2, y, k1, k2, extra)
+    loss = parts.method(pred1, pred2, y, k1, k2, extra)
     if not torch.isfinite(loss):
         raise FloatingPointError(f"the loss became {loss.item()} at step {step}; lower optim.lr or check the data")
     parts.optimizer.zero_grad(set_to_none=True)
@@ -532,7 +532,7 @@ def _evaluate(cfg, net: nn.Module, data: _Data, eval_data, rank: int, device) ->
     t, ev = cfg["train"], cfg["eval"]
     if not (ev["enabled"] and data.labels is not None and rank == 0 and (eval_data is not None or data.from_config)):
         return {}
-    from ..metrics.probe import evaluate_encoder
+    from ..evaluation import evaluate_encoder
 
     if eval_data is None:
         Xte, yte = load_images(cfg, "test")

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from ..core import icon_loss
-from ..learned.kernels import GaussianKernel, StudentTKernel, normalize
+from ..learned.kernels import GaussianKernel, StudentTKernel
 from .affinities import SparseAffinities
 from . import _numba as _fused
 from .interpolation import Grid, kernel_sums
@@ -45,17 +45,10 @@ def _exponent(dof: float) -> float:
     return (dof + 1.0) / 2.0
 
 
-def _offdiag_log_joint(log_w: Tensor) -> Tensor:
-    """log q_ij = log w_ij - log sum_{k != l} w_kl, as a single (1 x N^2) row (diagonal -inf)."""
-    n = log_w.shape[0]
-    eye = torch.eye(n, dtype=torch.bool, device=log_w.device)
-    return normalize(log_w.masked_fill(eye, float("-inf")).reshape(1, -1))
-
-
 def tsne_exact_loss(P: Tensor, y: Tensor, dof: float = 1.0) -> Tensor:
-    """KL(P || Q) for a dense joint P (N x N, sums to 1, zero diagonal): t-SNE as ``icon_loss``."""
-    log_w = StudentTKernel(dof).log_affinity(y, y)
-    return icon_loss(P.reshape(1, -1), _offdiag_log_joint(log_w))
+    """KL(P || Q) for a dense joint P (N x N, sums to 1, zero diagonal): t-SNE as ``icon_loss``, with
+    Q the Student-t kernel normalised over all pairs i != j (one row of N^2 entries)."""
+    return icon_loss(P.reshape(1, -1), StudentTKernel(dof).joint(y))
 
 
 def sne_exact_loss(P: Tensor, y: Tensor) -> Tensor:

@@ -1,6 +1,8 @@
-"""Cluster-induced learned distributions (I-Con Table 1, appendix C).
+"""The shared cluster likelihood (I-Con Table 1, appendix C), below both sides: the learned q of
+k-means, mutual-information clustering, TEMI and I-Con clustering (:mod:`iconlearn.learned`), and
+the cluster-induced supervisory p (:func:`iconlearn.supervisory.cluster_targets`).
 
-Shared cluster likelihood (Definition 2; k-means, mutual-information clustering, I-Con clustering):
+Shared cluster likelihood (Definition 2):
 
     q(j|i) = sum_c phi_ic phi_jc / sum_k phi_kc
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..core import candidate_mask, smooth_log_q
+from .core import candidate_mask, smooth_log_q
 
 _TINY = 1e-30
 
