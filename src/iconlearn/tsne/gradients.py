@@ -29,17 +29,7 @@ from torch import Tensor
 from ..core import icon_loss
 from ..learned.kernels import GaussianKernel, StudentTKernel
 from .affinities import SparseAffinities
-from . import _numba as _fused
 from .interpolation import Grid, kernel_sums
-
-#: use the fused numba kernel for CPU float32 / float64 embeddings of 1-3 dimensions when numba is
-#: installed (set to False to force the pure torch path)
-FUSED = True
-
-
-def use_fused(y: Tensor) -> bool:
-    return FUSED and _fused.HAVE_NUMBA and y.device.type == "cpu" and y.shape[1] <= 3 and not y.requires_grad
-
 
 def _exponent(dof: float) -> float:
     return (dof + 1.0) / 2.0
@@ -58,10 +48,6 @@ def sne_exact_loss(P: Tensor, y: Tensor) -> Tensor:
 
 def _attraction(P: SparseAffinities, y: Tensor, dof: float) -> tuple[Tensor, Tensor]:
     """sum_j p_ij u_ij (y_i - y_j) over the sparse p, and sum_ij p_ij log u_ij (for the KL)."""
-    if use_fused(y):
-        crow, cols, vals = P.csr_numpy()
-        out, s = _fused.attraction(crow, cols, vals, y.numpy(), dof, True)
-        return torch.from_numpy(out), lambda: torch.tensor(s, dtype=torch.float64)
     diff = y[P.rows] - y[P.cols]
     u = 1.0 / (1.0 + (diff * diff).sum(1) / dof)
     a = P.values.to(y.dtype) * u
