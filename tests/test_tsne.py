@@ -263,9 +263,10 @@ def test_compiled_step_equals_the_torch_optimizer():
     ty = torch.tensor(y)
     opt = GainsOptimizer(ty)
     opt.update, opt.gains = torch.tensor(update), torch.tensor(gains)
-    opt.step(ty, torch.tensor(grad), 3.0, 0.8, max_step_norm=0.5, max_grad_norm=1.0)
-    K.gains_step(y, grad, np.zeros_like(y), 1.0, 0.0, update, gains, 3.0, 0.8, 0.01, 0.5, 1.0, True)
-    assert np.allclose(y, ty.numpy(), atol=1e-12) and np.allclose(gains, opt.gains.numpy())
+    opt.step(ty, torch.tensor(grad), 0.3, 0.8, max_step_norm=1.5, max_grad_norm=1.0)
+    K.gains_step(y, grad, np.zeros_like(y), 1.0, 0.0, update, gains, 0.3, 0.8, 0.01, 1.5, 1.0, True)
+    assert np.allclose(y, ty.numpy(), atol=1e-12) and np.allclose(gains, opt.gains.numpy(), atol=1e-12)
+    assert np.allclose(update, opt.update.numpy(), atol=1e-12)
 
 
 @needs_numba
@@ -555,9 +556,16 @@ _BAD_INPUT = [
     ({}, np.random.rand(20), "2D array"),
     ({}, np.ones((20, 3), dtype=complex), "Complex data"),
     ({"n_components": 4, "negative_gradient_method": "fft"}, np.random.rand(50, 5), "1-3 components"),
+    ({"n_components": 4, "negative_gradient_method": "bh"}, np.random.rand(50, 5), "1-3 components|no Barnes-Hut"),
     ({"learning_rate": -1}, np.random.rand(50, 3), "learning_rate"),
 ]
 _NON_PARAMETRIC_ONLY = ("negative_gradient_method", "learning_rate")  # not ParametricTSNE parameters
+
+
+def test_more_than_three_components_take_the_exact_sums():
+    X, y = blobs(60, 6, 2, seed=9)
+    est = TSNE(**FAST, n_components=4, perplexity=10, n_iter=30, early_exaggeration_iter=30).fit(X)
+    assert est.method_ == "exact" and est.embedding_.shape == (60, 4) and knn_accuracy(est.embedding_, y, k=5) == 1.0
 
 
 @pytest.mark.parametrize("cls, kw, X, match", [

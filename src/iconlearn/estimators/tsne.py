@@ -310,7 +310,7 @@ class _NeighborEmbedding(_Embedding):
                                     else self.random_state.randint(2**31))
         timer = Timer(self.verbose)
         P, perplexity = self._affinities(Xa, n, affinities, neighbors, timer, device, plan["threads"])
-        with timer.stage("initialization"):
+        with timer.stage("initialization"), limit_threads(1):  # small dense algebra: threads only wait
             y0 = self._init(plan["init"], Xa, P, n, rng)
         lr = lambda exag: n / exag if self.learning_rate == "auto" else float(self.learning_rate)  # noqa: E731
         stages = [(plan["early"], plan["ee_iter"], lr(plan["early"]), self.initial_momentum),
@@ -362,7 +362,7 @@ class _NeighborEmbedding(_Embedding):
         if self._X_fit is None:
             raise ValueError("transform needs the training X; the model was fitted from precomputed affinities")
         Xn = self._validate(X_new, reset=False)
-        with limit_threads(resolve_n_jobs(self.n_jobs)):
+        with limit_threads(threads_for(Xn.shape[0], resolve_n_jobs(self.n_jobs))):
             Y = self._transform(Xn, perplexity, k, n_iter, learning_rate, exaggeration, momentum, max_grad_norm)
         return like_input(Y.astype(Xn.dtype), X_new)
 
@@ -403,7 +403,7 @@ class TSNE(_NeighborEmbedding):
     same meaning (set one of the two):
 
     Args:
-        n_components: embedding dimension (FFT: 1-3; Barnes-Hut and exact: any).
+        n_components: embedding dimension (Barnes-Hut and FFT: 1-3; more take the exact O(N^2) sums).
         perplexity: effective number of neighbours; 3 x perplexity neighbours are searched. Too
             large for the data (>= N - 1) it is lowered to (N - 1) / 3 with a warning, as openTSNE
             does (``perplexity_`` holds the value used).
@@ -443,19 +443,24 @@ class TSNE(_NeighborEmbedding):
 
     _symmetric = True
 
+    def _compiled(self, device: torch.device) -> bool:
+        """Whether the compiled CPU path runs this fit (1-3 components on the CPU)."""
+        return device.type == "cpu" and _numba.HAVE_NUMBA and self.n_components <= 3
+
     def _resolve_method(self, requested: str, n: int, device: torch.device) -> str:
-        cpu = device.type == "cpu" and _numba.HAVE_NUMBA
+        if self.n_components > 3 and requested in ("auto", "exact"):
+            return "exact"
+        if self.n_components > 3:
+            raise ValueError(f"Barnes-Hut and the FFT repulsion support 1-3 components, got "
+                             f"n_components={self.n_components}; use negative_gradient_method='exact' (O(N^2))")
         if requested == "auto":
-            return ("bh" if n < BH_MAX_N else "fft") if cpu else ("exact" if n <= EXACT_MAX_N else "fft")
-        if requested == "fft" and self.n_components > 3:
-            raise ValueError(f"the FFT repulsion supports 1-3 components, got n_components={self.n_components}; "
-                             "use negative_gradient_method='bh' or 'exact'")
-        if requested == "bh" and not cpu:
+            return ("bh" if n < BH_MAX_N else "fft") if self._compiled(device) else ("exact" if n <= EXACT_MAX_N else "fft")
+        if requested == "bh" and not self._compiled(device):
             raise ValueError("Barnes-Hut runs on the CPU (with numba); on the GPU use negative_gradient_method='fft'")
         return requested
 
     def _descent(self, y0, P, method, theta, device, n_threads):
-        if device.type == "cpu" and _numba.HAVE_NUMBA:
+        if self._compiled(device):
             return TSNEDescent(y0, P, self.dof, "fft" if method == "fft" else "bh", 0.0 if method == "exact" else theta,
                                fft=self._fft, n_threads=n_threads)
         dtype = torch.float64 if method == "exact" else torch.float32
@@ -653,5 +658,5 @@ class ParametricTSNE(_Embedding):
         """Embed new points with one forward pass of the trained network."""
         self._check_fitted("network_")
         Xn = self._validate(X_new, reset=False)
-        with limit_threads(resolve_n_jobs(self.n_jobs)):
+        with limit_threads(threads_for(Xn.shape[0], resolve_n_jobs(self.n_jobs))):
             return like_input(self._embed(Xn), X_new)

@@ -46,25 +46,46 @@ def _kernel(d2, inv_dof, e):  # pragma: no cover - jitted
 
 @_jit
 def attraction(crow, cols, vals, y, inv_dof, out, start, stop, want_log):  # pragma: no cover - jitted
-    """out[i] = sum_j p_ij u_ij (y_i - y_j) for rows i in [start, stop); returns sum p_ij log u_ij."""
+    """out[i] = sum_j p_ij u_ij (y_i - y_j) for rows i in [start, stop); returns sum p_ij log u_ij.
+    (1-3 dimensions, as three scalar lanes: unused ones stay zero and the compiler drops them.)"""
     d = y.shape[1]
     s = 0.0
     for i in range(start, stop):
-        for c in range(d):
-            out[i, c] = 0.0
+        y0, y1, y2 = _lanes(y, i, d)
+        a0 = a1 = a2 = 0.0
         for e in range(crow[i], crow[i + 1]):
             j = cols[e]
-            d2 = 0.0
-            for c in range(d):
-                t = y[i, c] - y[j, c]
-                d2 += t * t
-            u = 1.0 / (1.0 + d2 * inv_dof)
+            t0, t1, t2 = _diff(y, j, d, y0, y1, y2)
+            u = 1.0 / (1.0 + (t0 * t0 + t1 * t1 + t2 * t2) * inv_dof)
             a = vals[e] * u
             if want_log:
                 s += vals[e] * np.log(u)
-            for c in range(d):
-                out[i, c] += a * (y[i, c] - y[j, c])
+            a0 += a * t0
+            a1 += a * t1
+            a2 += a * t2
+        _store(out, i, d, a0, a1, a2)
     return s
+
+
+@_jit
+def _lanes(y, i, d):  # pragma: no cover - jitted
+    """Row i of a (N x d) array, d <= 3, as three scalars (zero past d)."""
+    return y[i, 0], (y[i, 1] if d > 1 else 0.0), (y[i, 2] if d > 2 else 0.0)
+
+
+@_jit
+def _diff(y, j, d, y0, y1, y2):  # pragma: no cover - jitted
+    """(y0, y1, y2) - row j of y, as three scalars."""
+    return y0 - y[j, 0], (y1 - y[j, 1] if d > 1 else 0.0), (y2 - y[j, 2] if d > 2 else 0.0)
+
+
+@_jit
+def _store(out, i, d, a0, a1, a2):  # pragma: no cover - jitted
+    out[i, 0] = a0
+    if d > 1:
+        out[i, 1] = a1
+    if d > 2:
+        out[i, 2] = a2
 
 
 @_jit
@@ -217,7 +238,7 @@ def _grow(a, cap):  # pragma: no cover - jitted
 def bh_repulsion(start, end, level, skip, com, ys, width, theta, inv_dof, e, out, first, stop):  # pragma: no cover
     """For the sorted points s in [first, stop): out[s] = sum_j u_sj w_sj (y_s - y_j) over all j != s,
     with a node's points replaced by its centre of mass when its cell width < theta x distance;
-    returns their sum of w_sj (their part of Z)."""
+    returns their sum of w_sj (their part of Z). 1-3 dimensions, as scalar lanes."""
     d = ys.shape[1]
     n_nodes = start.shape[0]
     theta2 = theta * theta
@@ -226,36 +247,33 @@ def bh_repulsion(start, end, level, skip, com, ys, width, theta, inv_dof, e, out
         cell2[lv] = (width / (1 << lv)) ** 2
     z = 0.0
     for s in range(first, stop):
-        for c in range(d):
-            out[s, c] = 0.0
+        y0, y1, y2 = _lanes(ys, s, d)
+        a0 = a1 = a2 = 0.0
         k = 0
         while k < n_nodes:
-            d2 = 0.0
-            for c in range(d):
-                t = ys[s, c] - com[k, c]
-                d2 += t * t
+            t0, t1, t2 = _diff(com, k, d, y0, y1, y2)
+            d2 = t0 * t0 + t1 * t1 + t2 * t2
             if cell2[level[k]] < theta2 * d2:  # far enough: the node as one heavy point
-                cnt = end[k] - start[k]
                 u, w = _kernel(d2, inv_dof, e)
-                z += cnt * w
-                for c in range(d):
-                    out[s, c] += cnt * u * w * (ys[s, c] - com[k, c])
+                f = (end[k] - start[k]) * u * w
+                z += (end[k] - start[k]) * w
+                a0 += f * t0
+                a1 += f * t1
+                a2 += f * t2
                 k = skip[k]
             elif skip[k] == k + 1:  # a near leaf: its points one by one
                 for j in range(start[k], end[k]):
-                    if j == s:
-                        continue
-                    d2 = 0.0
-                    for c in range(d):
-                        t = ys[s, c] - ys[j, c]
-                        d2 += t * t
-                    u, w = _kernel(d2, inv_dof, e)
-                    z += w
-                    for c in range(d):
-                        out[s, c] += u * w * (ys[s, c] - ys[j, c])
+                    if j != s:
+                        t0, t1, t2 = _diff(ys, j, d, y0, y1, y2)
+                        u, w = _kernel(t0 * t0 + t1 * t1 + t2 * t2, inv_dof, e)
+                        z += w
+                        a0 += u * w * t0
+                        a1 += u * w * t1
+                        a2 += u * w * t2
                 k += 1
             else:  # a near inner node: open it
                 k += 1
+        _store(out, s, d, a0, a1, a2)
     return z
 
 
@@ -373,8 +391,8 @@ def gains_step(y, attr, rep, scale_attr, scale_rep, update, gains, learning_rate
         for c in range(d):
             g[c] = scale_attr * attr[i, c] - scale_rep * rep[i, c]
             gn += g[c] * g[c]
-        if max_grad_norm > 0.0 and gn > max_grad_norm * max_grad_norm:
-            f = max_grad_norm / np.sqrt(gn)
+        f = max_grad_norm / (np.sqrt(gn) + 1e-6)  # openTSNE's clipping
+        if max_grad_norm > 0.0 and f < 1.0:
             for c in range(d):
                 g[c] *= f
         un = 0.0

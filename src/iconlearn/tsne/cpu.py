@@ -8,9 +8,8 @@ make it fast:
 * **locality**: the points are kept numbered in Morton (Z-curve) order of the embedding,
   renumbered every :data:`REORDER_EVERY` iterations, so that neighbours in P, points of one
   tree node and points of one grid box sit close in memory;
-* **no needless work**: the grid's intervals have a fixed length once the embedding is wide, so
-  the kernel's FFT is reused while their number stays the same, and the FFT runs in float32
-  without touching the zero padding;
+* **no needless work**: the FFT runs in float32 and skips transforming the zero padding and the
+  part of the result that is never read;
 * **threads that tolerate a busy machine**: the work is cut into tasks that ``n_threads``
   threads take from a shared counter; a waiting thread sleeps (no OpenMP spinning), and a
   thread that the operating system gives to another job only delays the task it holds. Below a
@@ -39,7 +38,7 @@ POINTS_PER_THREAD = 4000
 REORDER_EVERY = 50
 #: Morton-code bits per dimension of the Barnes-Hut tree (its deepest level), and points per leaf
 TREE_LEVELS = {1: 60, 2: 30, 3: 20}
-LEAF_SIZE = 4
+LEAF_SIZE = 8
 
 
 def threads_for(n_points: int, n_jobs: int) -> int:
@@ -84,31 +83,34 @@ class Tasks:
             self._pool = None
 
 
-def circulant_table(kernel, m: int, size: int, h: float, dim: int) -> np.ndarray:
-    """K(||offset||^2) on a ``size``^d circulant grid of node offsets: index k holds offset k h for
-    k < m, size - k holds -k h, the rest is zero (a linear convolution of m nodes never reads it)."""
-    r = np.minimum(np.arange(size), size - np.arange(size))
-    r = np.where(r < m, r, m)  # outside the band: the zero appended below
-    off2 = (np.arange(m + 1) * h) ** 2
+def kernel_spectrum(kernel, m: int, size: int, h: float, dim: int) -> np.ndarray:
+    """The FFT of K(||offset||^2) laid out circulantly on a ``size``^d grid (``size`` even): offsets
+    k h at index k and -k h at index size - k for k < m, zero elsewhere, as ``scipy.fft.rfftn``
+    would return it (size^(d-1) x (size/2 + 1)). K depends on squared offsets only, so the layout
+    is even in every axis and its FFT is a type-I DCT of one quadrant: real, a quarter of the work
+    in 2-D."""
+    half = size // 2 + 1
+    off2 = (np.arange(half) * h) ** 2
     quad = np.asarray(kernel(sum(off2.reshape([-1 if a == d else 1 for a in range(dim)]) for d in range(dim))),
                       dtype=np.float64)
-    for d in range(dim):
-        quad[(slice(None),) * d + (m,)] = 0.0
-    return quad[np.ix_(*([r] * dim))]
+    for d in range(dim):  # offsets of m nodes or more are never read by a linear convolution of m nodes
+        quad[(slice(None),) * d + (slice(m, None),)] = 0.0
+    spectrum = scipy.fft.dctn(quad, type=1)
+    for d in range(dim - 1):  # all frequencies on the full axes (rfftn halves only the last one)
+        spectrum = np.concatenate([spectrum, np.flip(spectrum, d).take(range(1, half - 1), d)], d)
+    return spectrum
 
 
 class FFTGrid:
     """Kernel sums on an interpolation grid (:mod:`.interpolation` in numpy): :meth:`place` puts the
-    grid around the points (:func:`~iconlearn.tsne.interpolation.grid_boxes`), :meth:`convolve`
-    turns node charges into node potentials. The kernel's FFT is kept while the grid's shape and
-    spacing stay the same."""
+    grid around the points (:func:`~iconlearn.tsne.interpolation.grid_boxes`) with the FFT of the
+    kernel on its node offsets, :meth:`convolve` turns node charges into node potentials."""
 
     def __init__(self, kernel, dim: int, n_interp: int = 3, min_intervals: int = 50, ints_in_interval: float = 1.0,
                  workers: int = 1, dtype=np.float32):
         self.kernel, self.dim, self.p = kernel, dim, int(n_interp)
         self.min_intervals, self.ints_in_interval = int(min_intervals), float(ints_in_interval)
         self.workers, self.dtype = workers, dtype
-        self._key = None
 
     def place(self, y: np.ndarray) -> None:
         lo, hi = float(y.min()), float(y.max())
@@ -116,12 +118,8 @@ class FFTGrid:
         self.n_boxes, self.box = grid_boxes(width, self.dim, self.min_intervals, self.ints_in_interval)
         self.lo = np.full(self.dim, lo)
         self.m = self.n_boxes * self.p
-        self.size = smooth_size(2 * self.m)
-        key = (self.n_boxes, self.box)
-        if key != self._key:
-            table = circulant_table(self.kernel, self.m, self.size, self.box / self.p, self.dim).astype(self.dtype)
-            self.kernel_hat = scipy.fft.rfftn(table, workers=self.workers)
-            self._key = key
+        self.size = 2 * smooth_size(self.m)  # >= 2m - 1 for a linear convolution, and even
+        self.kernel_hat = kernel_spectrum(self.kernel, self.m, self.size, self.box / self.p, self.dim).astype(self.dtype)
 
     def args(self) -> tuple:
         """The grid as the compiled spread / gather take it."""

@@ -16,7 +16,6 @@ same Lagrange weights. Cost O(N p^d + M^d log M) for M = n_boxes * p nodes per d
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import numpy as np
@@ -53,21 +52,14 @@ def smooth_size(n: int) -> int:
 
 def grid_boxes(width: float, dim: int, min_intervals: int = 50, ints_in_interval: float = 1.0,
                max_intervals: int | None = None) -> tuple[int, float]:
-    """(intervals per side, interval length) of a grid covering ``width``: openTSNE's rule, intervals
-    of length ``ints_in_interval`` but at least ``min_intervals`` of them, capped (by default at
-    1,000 per side in 2-D and 100 in 3-D, where the grid grows as the cube).
-
-    Unlike openTSNE, whose intervals are width / floor(width / ints_in_interval) long, intervals
-    of exactly ``ints_in_interval`` keep the kernel's FFT unchanged from one iteration to the
-    next while the number of intervals stays the same (:class:`iconlearn.tsne.cpu.FFTGrid`)."""
+    """(intervals per side, interval length) of a grid covering ``width``: openTSNE's rule,
+    max(min_intervals, floor(width / ints_in_interval)) equal intervals, capped (by default at 1,000
+    per side in 2-D and 100 in 3-D, where the grid grows as the cube). (Intervals of exactly
+    ``ints_in_interval``, which would let the kernel's FFT be reused between iterations, ended
+    runs on 5,000 Fashion-MNIST points at an exact KL higher by 0.017, with two seeds.)"""
     cap = max_intervals if max_intervals is not None else {1: 10**6, 2: 1000, 3: 100}.get(dim, 20)
-    cap = max(cap, min_intervals)
-    n_boxes = math.ceil(width / ints_in_interval)
-    if n_boxes <= min_intervals:
-        return int(min_intervals), width / min_intervals
-    if n_boxes > cap:
-        return int(cap), width / cap
-    return int(n_boxes), float(ints_in_interval)
+    n_boxes = int(min(max(int(min_intervals), int(width / ints_in_interval)), max(cap, min_intervals)))
+    return n_boxes, width / n_boxes
 
 
 def _lagrange(t: Tensor, p: int) -> Tensor:
