@@ -232,6 +232,29 @@ def test_compiled_fft_gradient_is_the_icon_gradient(small, dim):
     assert _rel(g_fine, auto) < 1e-3 < _rel(g_coarse, auto) and kl == pytest.approx(loss, rel=1e-4)
 
 
+def test_device_grids_read_back_once_in_ten_iterations(small):
+    """The torch path's grids on an accelerator: the interval count is read from the host every 10
+    iterations, the grid is stretched over the points on the device in between, and the gradient
+    stays the interpolation gradient."""
+    from iconlearn.tsne.interpolation import DeviceGrids, Grid
+
+    _, _, sq, idx = small
+    P = A.joint_affinities(sq, idx, 15.0)
+    grids = DeviceGrids(min_intervals=100, every=10)
+    counts = []
+    for it in range(12):
+        y = _embedding(len(sq), 2, 1, 3.0 + 10 * it)  # growing: 100 intervals, then more
+        g = grids(y)
+        counts.append(g.n_boxes)
+        assert isinstance(g.box, torch.Tensor)
+        assert float(g.lo[0]) <= float(y.min()) and float(g.lo[0] + g.width) >= float(y.max())
+    assert counts[:10] == [100] * 10 and counts[10] == counts[11] > 100
+    y = _embedding(len(sq), 2, 1)
+    auto, _ = _exact_grad(P, y, 1.0)
+    grad, _ = G.tsne_gradient(y, P, 1.0, 1.0, "fft", {}, grid=Grid.stretched(y, 150))
+    assert _rel(grad, auto) < 3e-4
+
+
 def test_exaggeration_scales_only_the_attraction(small):
     _, _, sq, idx = small
     P = A.joint_affinities(sq, idx, 15.0)
@@ -353,6 +376,21 @@ def test_auto_method_and_n_jobs_give_the_same_embedding():
     one = TSNE(**kw, n_jobs=1).fit(X)
     assert one.method_ == "bh"
     assert np.allclose(one.embedding_, TSNE(**kw, n_jobs=2).fit(X).embedding_, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["fft", "exact"])
+def test_the_torch_path_without_numba(monkeypatch, method):
+    """What runs on the GPU, or where numba is missing: torch's descent, grids kept on the device."""
+    from iconlearn.tsne import interpolation
+
+    monkeypatch.setattr(K, "HAVE_NUMBA", False)
+    monkeypatch.setattr(interpolation, "FUSED", False)
+    X, y = blobs(150, 10, 3)
+    est = TSNE(**FAST, perplexity=10, n_iter=60, early_exaggeration_iter=60, negative_gradient_method=method).fit(X)
+    assert est.method_ == method and knn_accuracy(est.embedding_, y, k=5) == 1.0
+    assert [it for it, _ in est.kl_history_] == [50, 100] and np.isfinite(est.kl_divergence_)
+    with pytest.raises(ValueError, match="Barnes-Hut runs on the CPU"):
+        TSNE(negative_gradient_method="bh").fit(X)
 
 
 def test_torch_input_gives_torch_output_and_transform():
@@ -499,6 +537,11 @@ def test_scikit_learn_names_mean_the_same():
     (dict(n_jobs=1.5), "n_jobs"),
     (dict(callbacks=[3]), "callbacks must be callables"),
     (dict(theta=2), "theta"),
+    (dict(random_state=-1), "random_state"),
+    (dict(random_state="seed"), "random_state"),
+    (dict(final_momentum=1.5), "final_momentum"),
+    (dict(early_exaggeration="big"), "early_exaggeration"),
+    (dict(device="tpu"), "device"),
 ])
 def test_inconsistent_or_bad_parameters_are_named(kw, match):
     X, _ = blobs(40, 4, 2)
@@ -575,6 +618,24 @@ def test_more_than_three_components_take_the_exact_sums():
 def test_bad_input_messages(cls, kw, X, match):
     with pytest.raises(ValueError, match=match):
         cls(**kw).fit(X)
+
+
+@pytest.mark.parametrize("cls", [TSNE, SNE, ParametricTSNE])
+def test_features_at_extreme_scales(cls):
+    """X times a power of two gives the same embedding (the input is rescaled exactly); X times
+    1e30, 1e-30, 1e300 or 1e-300 gives the same clusters, never an overflow."""
+    X, y = blobs(120, 6, 3, seed=10)
+    X = X.astype(np.float64)
+    kw = dict(FAST, perplexity=10, **(dict(n_epochs=4, batch_size=60) if cls is ParametricTSNE else
+                                     dict(n_iter=40, early_exaggeration_iter=40)))
+    base = cls(**kw).fit_transform(X)
+    for s in (2.0 ** 100, 2.0 ** -100):
+        est = cls(**kw)
+        assert np.array_equal(est.fit_transform(X * s), base)
+        assert np.allclose(est.transform(X[:5] * s), cls(**kw).fit(X).transform(X[:5]))
+    for s in (1e30, 1e-30, 1e300, 1e-300):
+        Y = cls(**kw).fit_transform(X * s)
+        assert np.isfinite(Y).all() and knn_accuracy(Y, y, k=5) == 1.0, s
 
 
 def test_duplicates_float16_and_wrong_features():

@@ -33,7 +33,7 @@ from ..tsne import affinities as A
 from ..tsne.cpu import TSNEDescent, threads_for
 from ..tsne.gradients import reference_gradient, sne_gradient, tsne_exact_loss, tsne_gradient
 from ..tsne.initialization import pca_init, random_init, spectral_init
-from ..tsne.interpolation import Grid
+from ..tsne.interpolation import DeviceGrids, Grid
 from ..tsne.optimizer import GainsOptimizer, TorchDescent, optimize
 from .base import EmbeddingEstimator, Timer, draw_seed, like_input, resolve_device, torch_seeded
 
@@ -56,16 +56,33 @@ def _tensor_to_numpy(X):
     return X
 
 
+def _same(a, b) -> bool:
+    """Equal as parameter values: identical objects, or equal strings / numbers (never arrays)."""
+    scalar = (str, int, float, np.number)
+    return a is b or (isinstance(a, scalar) and isinstance(b, scalar) and not isinstance(a, bool) and a == b)
+
+
 def _one_name(name: str, value, default, alias: str, alias_value):
     """The value of a parameter with two names (openTSNE's and scikit-learn's): the one that is set,
     an error when both are set to different values."""
     if alias_value is None:
         return value
-    if value is default or (isinstance(value, str) and isinstance(default, str) and value == default) \
-            or (isinstance(value, str) and isinstance(alias_value, str) and value == alias_value):
+    if _same(value, default) or _same(value, alias_value):
         return alias_value
     raise ValueError(f"{name}={value!r} and {alias}={alias_value!r} name the same parameter "
                      f"({name} as openTSNE, {alias} as scikit-learn) and disagree: set only one")
+
+
+def _generator(random_state) -> np.random.Generator:
+    """A local generator from ``random_state``: None, a non-negative int, a numpy Generator or a
+    RandomState (which is advanced by one draw, as scikit-learn's estimators advance it)."""
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(2**31))
+    if random_state is None or isinstance(random_state, np.random.Generator) or (
+            isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) and random_state >= 0):
+        return np.random.default_rng(random_state)
+    raise ValueError(f"random_state must be None, a non-negative integer, a numpy Generator or a RandomState; "
+                     f"got {random_state!r}")
 
 
 class _Embedding(TransformerMixin, EmbeddingEstimator, auto_wrap_output_keys=None):
@@ -87,10 +104,20 @@ class _Embedding(TransformerMixin, EmbeddingEstimator, auto_wrap_output_keys=Non
 
     def _validate(self, X, reset: bool, min_samples: int = 4):
         """X as a float32 / float64 numpy array or CSR matrix, checked by scikit-learn (2-D, finite,
-        real, enough rows; when ``reset`` is False, as many features as in fit)."""
+        real, enough rows; when ``reset`` is False, as many features as in fit), and divided by
+        ``input_scale_``: the power of two nearest the largest |x| that fit saw. The division is
+        exact and changes no neighbour, perplexity or embedding; it keeps data multiplied by 1e30
+        or 1e-30 from overflowing or underflowing in squared distances."""
         X = _tensor_to_numpy(X)
-        return validate_data(self, X, reset=reset, accept_sparse="csr" if self._accepts_sparse else False,
-                             dtype=[np.float64, np.float32], ensure_min_samples=min_samples if reset else 1)
+        X = validate_data(self, X, reset=reset, accept_sparse="csr" if self._accepts_sparse else False,
+                          dtype=[np.float64, np.float32], ensure_min_samples=min_samples if reset else 1)
+        if reset:
+            top = float(abs(X).max()) if X.shape[0] * X.shape[1] else 0.0
+            self.input_scale_ = float(np.ldexp(1.0, np.frexp(top)[1])) if top > 0 else 1.0
+        if self.input_scale_ == 1.0:
+            return X
+        scaled = X.astype(np.float64) * (1.0 / self.input_scale_)  # in float64: float32 would overflow 1/scale
+        return (scaled.tocsr() if sp.issparse(X) else scaled).astype(X.dtype)
 
 
 class _NeighborEmbedding(_Embedding):
@@ -196,8 +223,12 @@ class _NeighborEmbedding(_Embedding):
         """Every parameter checked and resolved, before the data is touched."""
         V.check_int(self.n_components, "n_components", 1)
         ee_iter, n_iter = self._iterations()
-        for name in ("dof", "n_interpolation_points", "ints_in_interval", "initial_momentum", "final_momentum"):
+        for name in ("dof", "n_interpolation_points", "ints_in_interval"):
             V.check_positive(getattr(self, name), name)
+        for name in ("initial_momentum", "final_momentum"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 <= value < 1:
+                raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
         V.check_int(self.n_interpolation_points, "n_interpolation_points", 1)
         V.check_int(self.min_num_intervals, "min_num_intervals", 1)
         V.check_int(self.callbacks_every_iters, "callbacks_every_iters", 1)
@@ -248,7 +279,9 @@ class _NeighborEmbedding(_Embedding):
             if not np.issubdtype(idx.dtype, np.integer) or idx.min() < 0 or idx.max() >= n:
                 raise ValueError(f"neighbor indices must be integers in [0, {n})")
             perplexity = A.effective_perplexity(self.perplexity, dist.shape[1])
-            sq = torch.as_tensor(dist, dtype=torch.float64) ** 2  # distances, squared as openTSNE does
+            top = float(dist.max()) if dist.size else 0.0
+            scale = float(np.ldexp(1.0, np.frexp(top)[1])) if top > 0 else 1.0  # exact; no overflow when squared
+            sq = (torch.as_tensor(dist, dtype=torch.float64) / scale) ** 2  # distances, squared as openTSNE does
             idx = torch.as_tensor(idx, dtype=torch.long)
         else:
             k = A.n_neighbors_for(float(V.check_positive(self.perplexity, "perplexity")), n)
@@ -306,8 +339,7 @@ class _NeighborEmbedding(_Embedding):
     def _fit(self, Xa, n: int, affinities, neighbors, plan: dict):
         device = resolve_device(self.device)
         method = self._resolve_method(plan["method"], n, device)
-        rng = np.random.default_rng(self.random_state if not isinstance(self.random_state, np.random.RandomState)
-                                    else self.random_state.randint(2**31))
+        rng = _generator(self.random_state)
         timer = Timer(self.verbose)
         P, perplexity = self._affinities(Xa, n, affinities, neighbors, timer, device, plan["threads"])
         with timer.stage("initialization"), limit_threads(1):  # small dense algebra: threads only wait
@@ -466,8 +498,9 @@ class TSNE(_NeighborEmbedding):
         dtype = torch.float64 if method == "exact" else torch.float32
         P = P.to(device, dtype)
         dof, fft = self.dof, self._fft
+        grids = DeviceGrids(**fft) if method == "fft" else lambda y: None
         return TorchDescent(torch.as_tensor(y0, dtype=dtype, device=device).contiguous(),
-                            lambda y, exag, kl: tsne_gradient(y, P, dof, exag, method, fft, kl))
+                            lambda y, exag, kl: tsne_gradient(y, P, dof, exag, method, fft, kl, grid=grids(y)))
 
     def exact_loss(self, X=None) -> float:
         """KL(P || Q) of the fitted embedding computed literally as ``icon_loss`` (small N only)."""
@@ -598,8 +631,7 @@ class ParametricTSNE(_Embedding):
         perplexity = A.effective_perplexity(self.perplexity, A.n_neighbors_for(float(V.check_positive(
             self.perplexity, "perplexity")), bs))
         self.device_ = device = resolve_device(self.device)
-        seed = draw_seed(np.random.default_rng(self.random_state if not isinstance(self.random_state, np.random.RandomState)
-                                               else self.random_state.randint(2**31)))
+        seed = draw_seed(_generator(self.random_state))
         gen = torch.Generator().manual_seed(seed)  # the batches
         timer = Timer(self.verbose)
         size = Xa.shape[0] * Xa.shape[1]

@@ -158,8 +158,8 @@ def morton_codes(y, lo, width, levels):  # pragma: no cover - jitted
     for i in range(n):
         code = 0
         for c in range(d):
-            q = int((y[i, c] - lo[c]) / width * side)
-            q = min(max(q, 0), side - 1)
+            u = (y[i, c] - lo[c]) / width * side
+            q = min(int(u), side - 1) if u >= 0.0 else 0  # NaN: cell 0
             for b in range(levels):
                 code |= ((q >> b) & 1) << (b * d + c)
         codes[i] = code
@@ -295,7 +295,8 @@ def _nodes(y, i, lo, box, n_boxes, p, m, denom, lag, idx, w):  # pragma: no cove
     d = y.shape[1]
     for c in range(d):
         u = (y[i, c] - lo[c]) / box
-        b = min(max(np.floor(u), 0.0), n_boxes - 1.0)
+        b = np.floor(u) if u >= 0.0 else 0.0  # NaN: box 0 (never an index outside the grid)
+        b = min(b, n_boxes - 1.0)
         t = u - b
         for k in range(p):
             a = 1.0

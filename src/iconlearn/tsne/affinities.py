@@ -86,6 +86,9 @@ def nearest_neighbors(X, k: int, metric: str = "euclidean", device=None) -> tupl
     m = "cosine" if metric == "cosine" else "sqeuclidean"
     backend = "torch" if (device is not None and torch.device(device).type != "cpu") else "auto"
     d, i = knn(X, k, metric=m, backend=backend, device=device)
+    if not np.isfinite(d).all() or (i < 0).any():  # e.g. float32 squared distances that overflowed
+        raise ValueError("the nearest-neighbour search returned non-finite distances; rescale X "
+                         "(its squared distances must fit in float32)")
     d = torch.as_tensor(d, dtype=torch.float64)
     return d.clamp_min(0), torch.as_tensor(i, dtype=torch.long)
 

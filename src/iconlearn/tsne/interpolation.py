@@ -78,8 +78,9 @@ def _lagrange(t: Tensor, p: int) -> Tensor:
 class Grid:
     """An interpolation grid over a box [lo, lo + width]^d with ``n_boxes`` intervals per side."""
 
-    def __init__(self, lo: Tensor, width: float, n_boxes: int, n_interp: int, dim: int):
-        self.lo, self.width, self.n_boxes, self.p, self.dim = lo, float(width), int(n_boxes), int(n_interp), dim
+    def __init__(self, lo: Tensor, width, n_boxes: int, n_interp: int, dim: int):
+        """``width``: a float, or a 0-d tensor on the device (no host round trip)."""
+        self.lo, self.width, self.n_boxes, self.p, self.dim = lo, width, int(n_boxes), int(n_interp), dim
         self.box = self.width / self.n_boxes
         self.h = self.box / self.p
         self.m = self.n_boxes * self.p  # nodes per dimension
@@ -96,6 +97,15 @@ class Grid:
         width = max(width, 1e-12) * (1 + 1e-6) + 1e-12
         n_boxes, box = grid_boxes(width, dim, min_intervals, ints_in_interval, max_intervals)
         return cls(lo.expand(dim).clone() if lo.ndim == 0 else lo, n_boxes * box, n_boxes, n_interp, dim)
+
+    @classmethod
+    def stretched(cls, y: Tensor, n_boxes: int, n_interp: int = 3) -> "Grid":
+        """A grid of ``n_boxes`` intervals per side stretched over the points on their device: its
+        box and spacing stay tensors, so building it reads nothing back to the host."""
+        y = y.detach()
+        lo = y.min()
+        width = (y.max() - lo) * (1 + 1e-6) + 1e-12
+        return cls(lo.expand(y.shape[1]).clone(), width, n_boxes, n_interp, y.shape[1])
 
     def weights(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Flat node indices (N x p^d) and interpolation weights (N x p^d) of the points x."""
@@ -138,6 +148,24 @@ class Grid:
         return pot.reshape(c, -1).T
 
 
+class DeviceGrids:
+    """Grids for an optimisation on an accelerator without a host round trip in every iteration: the
+    number of intervals (:func:`grid_boxes`) is read from the points' extent once every ``every``
+    calls; in between, that many intervals are stretched over the points on the device
+    (:meth:`Grid.stretched`), so the grid always covers them."""
+
+    def __init__(self, n_interp: int = 3, min_intervals: int = 50, ints_in_interval: float = 1.0, every: int = 10):
+        self.p, self.min_intervals, self.ints_in_interval, self.every = n_interp, min_intervals, ints_in_interval, every
+        self.calls, self.n_boxes = 0, None
+
+    def __call__(self, y: Tensor) -> Grid:
+        if self.calls % self.every == 0:
+            width = float(y.detach().max() - y.detach().min())  # the one read-back in `every` iterations
+            self.n_boxes = grid_boxes(max(width, 1e-12), y.shape[1], self.min_intervals, self.ints_in_interval)[0]
+        self.calls += 1
+        return Grid.stretched(y, self.n_boxes, self.p)
+
+
 def kernel_sums(targets: Tensor, sources: Tensor, charges: Tensor, kernel: Callable[[Tensor], Tensor],
                 grid: Grid | None = None, n_interp: int = 3, min_intervals: int = 50,
                 ints_in_interval: float = 1.0) -> Tensor:
@@ -150,7 +178,7 @@ def kernel_sums(targets: Tensor, sources: Tensor, charges: Tensor, kernel: Calla
         grid = Grid.covering(both, n_interp, min_intervals, ints_in_interval)
     work = torch.float64 if sources.dtype == torch.float64 else torch.float32
     if _fused(sources, targets):
-        lo, args = grid.lo.detach().cpu().double().numpy(), (grid.box, grid.n_boxes, grid.p, grid.m)
+        lo, args = grid.lo.detach().cpu().double().numpy(), (float(grid.box), grid.n_boxes, grid.p, grid.m)
         src = sources.detach().double().numpy()
         c = charges.detach().double().numpy()
         node = np.zeros((c.shape[1], grid.m ** grid.dim))
