@@ -29,6 +29,15 @@ def blobs(n=120, d=8, k=3, seed=0, spread=6.0):
     return (centers[y] + rng.normal(size=(n, d))).astype(np.float32), y
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The torch references on one thread (small tensors: more threads only wait), restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def small():
     X, y = blobs(200, 10, 4)
@@ -96,11 +105,11 @@ def test_compiled_spread_and_gather_match_the_torch_path(monkeypatch, dim, separ
     t = _embedding(60, dim, 4, 4) if separate else s
     c = torch.randn(400, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     kern = lambda d2: (1 + d2) ** -2  # noqa: E731
-    m = 30 if dim < 3 else 8
+    grid = dict(min_intervals=30 if dim < 3 else 6, ints_in_interval=1e3)  # exactly min_intervals per side
     monkeypatch.setattr(interpolation, "FUSED", True)
-    fused = kernel_sums(t, s, c, kern, min_intervals=m)
+    fused = kernel_sums(t, s, c, kern, **grid)
     monkeypatch.setattr(interpolation, "FUSED", False)
-    torch.testing.assert_close(fused, kernel_sums(t, s, c, kern, min_intervals=m), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(fused, kernel_sums(t, s, c, kern, **grid), rtol=1e-10, atol=1e-10)
 
 
 # ---------------------------------------------------------------- affinities
@@ -496,14 +505,14 @@ def test_spectral_init_separates_components():
 
 def test_parametric_tsne():
     X, y = blobs(200, 8, 2, seed=4)
-    est = ParametricTSNE(perplexity=10, batch_size=100, n_epochs=8, random_state=0)
+    est = ParametricTSNE(**FAST, perplexity=10, batch_size=100, n_epochs=8)
     Y = est.fit_transform(X[:160])
     assert Y.shape == (160, 2) and np.isfinite(Y).all() and est.n_iter_ == 8 * 1
     new = est.transform(X[160:])
     assert knn_accuracy(Y, y[:160], k=5, X_test=new, y_test=y[160:]) == 1.0
-    again = ParametricTSNE(perplexity=10, batch_size=100, n_epochs=8, random_state=0).fit(X[:160]).embedding_
+    again = ParametricTSNE(**FAST, perplexity=10, batch_size=100, n_epochs=8).fit(X[:160]).embedding_
     assert np.allclose(Y, again)
-    assert ParametricTSNE(perplexity=10, batch_size=100, max_iter=2, random_state=0).fit(X).n_iter_ == 4
+    assert ParametricTSNE(**FAST, perplexity=10, batch_size=100, max_iter=2).fit(X).n_iter_ == 4
     with pytest.raises(ValueError, match="features"):
         est.transform(X[:, :3])
 

@@ -170,7 +170,7 @@ class _NeighborEmbedding(_Embedding):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.pairwise = self.metric == "precomputed"
+        tags.input_tags.pairwise = tags.input_tags.positive_only = self.metric == "precomputed"  # distances
         return tags
 
     # ------------------------------------------------------------------ parameters
@@ -553,7 +553,7 @@ class ParametricTSNE(_Embedding):
             Adam on shuffled batches.
         early_exaggeration / early_exaggeration_epochs: p multiplied in the attractive term early on.
         perplexity: lowered with a warning to what a batch (and the data) can reach.
-        n_jobs: threads for the fit and transform (as :class:`TSNE`).
+        n_jobs: threads for the fit and transform (as :class:`TSNE`: one below 4,000 points per thread).
     Input: numpy, torch or scipy sparse (densified one batch at a time).
     Fitted: ``embedding_``, ``kl_divergence_`` (mean batch KL of the last epoch), ``n_iter_``
     (optimiser steps), ``network_``, ``loss_history_``, ``timings_``.
@@ -621,11 +621,11 @@ class ParametricTSNE(_Embedding):
         V.check_positive(self.learning_rate, "learning_rate")
         V.check_positive(self.early_exaggeration, "early_exaggeration")
         V.check_positive(self.dof, "dof")
-        with limit_threads(resolve_n_jobs(self.n_jobs)):
-            return self._fit(X, n_epochs)
-
-    def _fit(self, X, n_epochs: int):
         Xa = self._validate(X, reset=True)
+        with limit_threads(threads_for(Xa.shape[0], resolve_n_jobs(self.n_jobs))):
+            return self._fit(Xa, n_epochs)
+
+    def _fit(self, Xa, n_epochs: int):
         n = Xa.shape[0]
         bs = min(self.batch_size, n)
         perplexity = A.effective_perplexity(self.perplexity, A.n_neighbors_for(float(V.check_positive(
