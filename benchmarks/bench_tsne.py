@@ -59,7 +59,12 @@ def fit_one(method: str, X: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
     if method == "torchdr":
         import torchdr
 
-        return np.asarray(torchdr.TSNE(random_state=seed, device="cuda").fit_transform(X).cpu()), {}
+        try:
+            est = torchdr.TSNE(device="cuda", random_state=seed)
+        except TypeError:  # versions without random_state
+            est = torchdr.TSNE(device="cuda")
+        Y = est.fit_transform(X)
+        return np.asarray(Y.cpu() if hasattr(Y, "cpu") else Y), {}
     if method == "cuml":
         from cuml.manifold import TSNE
 

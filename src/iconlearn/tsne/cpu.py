@@ -55,21 +55,27 @@ class Tasks:
         self._pool = ThreadPoolExecutor(self.n_threads - 1) if self.n_threads > 1 else None
 
     def run(self, tasks: list) -> list:
+        """The tasks' results, in order; the first exception is raised once every thread has stopped."""
         if self._pool is None or len(tasks) == 1:
             return [t() for t in tasks]
-        results = [None] * len(tasks)
+        results, errors = [None] * len(tasks), []
         counter = itertools.count()
 
         def work():
             for i in iter(counter.__next__, None):
-                if i >= len(tasks):
+                if i >= len(tasks) or errors:
                     return
-                results[i] = tasks[i]()
+                try:
+                    results[i] = tasks[i]()
+                except BaseException as exc:  # noqa: BLE001  (re-raised below, in the caller)
+                    errors.append(exc)
 
         waiting = [self._pool.submit(work) for _ in range(self.n_threads - 1)]
         work()
         for f in waiting:
             f.result()
+        if errors:
+            raise errors[0]
         return results
 
     def ranges(self, n: int, per_thread: int = 4) -> list[tuple[int, int]]:
