@@ -1,4 +1,4 @@
-"""Files written whole or not at all."""
+"""Files written whole or not at all, and output folders checked before a run starts."""
 from __future__ import annotations
 
 import os
@@ -6,7 +6,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "check_writable_dir"]
 
 
 def _umask_mode() -> int:
@@ -42,3 +42,20 @@ def atomic_write(path, mode: str = "w"):
         except FileNotFoundError:
             pass
         raise
+
+
+def check_writable_dir(path, what: str = "output folder") -> Path:
+    """``path`` created if missing and shown writable (a temporary file made and removed in it),
+    before a run does any work; ``ValueError`` saying why not."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"the {what} {str(path)!r} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".iconlearn-write-test.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"cannot write to the {what} {str(path)!r}: {exc.strerror or exc}") from None
+    return path
+

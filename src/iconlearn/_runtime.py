@@ -1,4 +1,4 @@
-"""Where and how torch runs: the device, the thread count and seeded randomness.
+"""Where and how torch runs: the device, the thread count, seeded randomness, and Ctrl-C.
 
 Every front door (estimators, the pretraining loop) resolves its ``device`` here, and none of
 them leaves the process-wide state of torch changed behind it: thread counts are set and
@@ -7,12 +7,16 @@ restored, and randomness comes from local generators (``torch.Generator``,
 """
 from __future__ import annotations
 
+import signal
+import sys
+import threading
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "resolve_seed", "draw_seed", "torch_seeded", "torch_threads"]
+__all__ = ["resolve_device", "resolve_seed", "draw_seed", "torch_seeded", "torch_threads", "Interrupted",
+           "stop_on_sigint"]
 
 
 def resolve_device(device="auto", local_rank: int | None = None) -> torch.device:
@@ -68,3 +72,31 @@ def torch_threads(n: int | None):
     finally:
         if n:
             torch.set_num_threads(before)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C after it saved what it had; the message says what was kept and how
+    to go on (the ``iconlearn`` command prints it as its one line)."""
+
+
+@contextmanager
+def stop_on_sigint(what: str = "saving after this step"):
+    """Inside the block the first Ctrl-C (SIGINT) only sets the yielded ``threading.Event`` (and
+    says ``what`` happens now), so that a loop can finish its step and save; a second Ctrl-C
+    interrupts at once. Signals reach only the main thread: elsewhere Ctrl-C works as usual."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+        print(f"\n[iconlearn] Ctrl-C: {what} (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
