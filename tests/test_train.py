@@ -354,7 +354,8 @@ def test_cli_pretrain_runs_and_rejects(tmp_path, capsys):
 
 # ---------------------------------------------------------------- faults (issue 14, item 5)
 class CtrlC(Callback):
-    """Presses Ctrl-C (a real SIGINT to this process) during step ``at``'s callbacks."""
+    """Presses Ctrl-C (a real SIGINT to this process) during step ``at``'s callbacks: the loop
+    notices it when the next step is done."""
 
     def __init__(self, at):
         self.at = at
@@ -373,14 +374,14 @@ def _run_cfg(out, **train):
 def test_ctrl_c_saves_checkpoint_and_log_says_how_to_resume_and_resume_says_where(tmp_path, capsys):
     X, y = _images()
     full = pretrain(_run_cfg(tmp_path / "a"), X, y)
-    with pytest.raises(KeyboardInterrupt, match=r"interrupted at step 3 of 7: .*last.pt and .*log.csv saved.*resume"):
-        pretrain(_run_cfg(tmp_path / "b"), X, y, callbacks=[CtrlC(3)])
+    with pytest.raises(KeyboardInterrupt, match=r"interrupted at step 4 of 7: .*last.pt and .*log.csv saved.*resume"):
+        pretrain(_run_cfg(tmp_path / "b", log_every=3), X, y, callbacks=[CtrlC(3)])
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["last.pt", "log.csv"]  # no temporary file
-    assert load_checkpoint(tmp_path / "b" / "last.pt")["step"] == 3
-    assert [r.split(",")[0] for r in (tmp_path / "b" / "log.csv").read_text().splitlines()] == ["step", "1", "2", "3"]
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["step"] == 4
+    assert [r.split(",")[0] for r in (tmp_path / "b" / "log.csv").read_text().splitlines()] == ["step", "3", "4"]
     capsys.readouterr()
     resumed = pretrain(_run_cfg(tmp_path / "b"), X, y)
-    assert f"resuming from {tmp_path / 'b' / 'last.pt'} at step 3 of 7" in capsys.readouterr().out
+    assert f"resuming from {tmp_path / 'b' / 'last.pt'} at step 4 of 7" in capsys.readouterr().out
     a, b = _params(full.model), _params(resumed.model)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert signal.getsignal(signal.SIGINT) is not None  # the handler was put back

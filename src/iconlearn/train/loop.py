@@ -474,8 +474,9 @@ def _train(state: TrainState, parts: _Components, data: _Data, saver: _Checkpoin
             idx = perm[pos * GB + state.rank * B: pos * GB + (state.rank + 1) * B]
             loss_value, lr = _train_step(step, idx, state, parts, data, gen, device)
             state.step = step + 1
+            interrupted = _any_rank(ctrl_c.is_set(), state.world_size, device)  # then this step is logged and saved
             logs = {"step": state.step, "epoch": round(state.step / data.steps_per_epoch, 4), "loss": loss_value, "lr": lr}
-            if state.step % t["log_every"] == 0 or state.step == total:
+            if state.step % t["log_every"] == 0 or state.step == total or interrupted:
                 now = time.perf_counter()
                 logs["images_per_s"] = round(GB * min(t["log_every"], state.step - start) / max(now - tick, 1e-9), 1)
                 logs["elapsed_s"] = round(now - t0, 2)
@@ -488,7 +489,6 @@ def _train(state: TrainState, parts: _Components, data: _Data, saver: _Checkpoin
                 bar.update(1)
             for cb in callbacks:
                 cb.on_step_end(state, logs)
-            interrupted = _any_rank(ctrl_c.is_set(), state.world_size, device)
             if t["ckpt_every"] and state.step % t["ckpt_every"] == 0 and state.step < total and not interrupted:
                 saver.save(state)
             if state.stop or interrupted:
@@ -537,6 +537,9 @@ def _train_step(step: int, idx: Tensor, state: TrainState, parts: _Components, d
         z, pred = parts.student(torch.cat([v1, v2]))  # projections, and the predictor's outputs (MoCo v3)
         k = teacher(torch.cat([v1, v2])) if teacher is not None else None
     z, pred = z.float(), pred.float()
+    if not bool(torch.isfinite(z).all()):
+        raise FloatingPointError(f"the model's outputs became NaN or Inf at step {step}: training diverged; lower "
+                                 "optim.lr or set optim.grad_clip")
     pred1, pred2 = pred.chunk(2)
     if teacher is not None:
         k1, k2 = k.float().chunk(2)
