@@ -4,6 +4,7 @@ Each check raises ``ValueError`` with a message that says what was wrong and wha
 """
 from __future__ import annotations
 
+import difflib
 import math
 
 import numpy as np
@@ -80,6 +81,13 @@ def check_int(value, name: str, low: int | None = None, high: int | None = None)
     return v
 
 
+def did_you_mean(name, options) -> str:
+    """`` (did you mean 'x'?)`` for the option closest to a misspelt ``name`` (ignoring case), or ``""``."""
+    by_lower = {str(o).lower(): str(o) for o in options}
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
+
+
 def check_array(X, name: str = "X", min_samples: int = 1, dtype=np.float32) -> np.ndarray:
     """A finite 2-D real array (scikit-learn's ``check_array``, with its messages) from a numpy
     array, a list or a tensor on any device, as ``dtype``; ``dtype=None`` keeps float64 and float32
@@ -116,7 +124,8 @@ def check_array(X, name: str = "X", min_samples: int = 1, dtype=np.float32) -> n
     if dtype is None:
         dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float32 if arr.dtype == np.float16 \
             else np.float64
-    out = arr.astype(dtype, copy=False)
+    with np.errstate(over="ignore"):
+        out = arr.astype(dtype, copy=False)
     if not np.isfinite(out).all():
         raise ValueError(f"{name} has values too large for {np.dtype(dtype).name} (largest |x| = {np.abs(arr).max():g}); "
                          "rescale it first")

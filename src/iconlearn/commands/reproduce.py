@@ -11,6 +11,8 @@ import time
 import numpy as np
 
 from .._files import atomic_write
+from .._runtime import Interrupted
+from ._options import add_output, output_dir
 
 NAMES = ["landscape", "invariance", "gradient-flow", "ntk", "spectral", "identities"]
 
@@ -106,15 +108,23 @@ def run(args) -> int:
     except ImportError:  # pragma: no cover - scikit-learn depends on it
         threadpool_limits = None
     names = NAMES if args.name == "all" else [args.name]
+    out = output_dir(args, args.out, [f"{n}.{ext}" for n in names for ext in ("png", "md", "json")]
+                     + (["README.md"] if len(names) > 1 else []))
     limits = threadpool_limits(args.threads) if threadpool_limits else contextlib.nullcontext()
+    done = []
     with limits:
-        done = [reproduce(n, args.out, args.full, args.seed) for n in names]
+        try:
+            for n in names:
+                done.append(reproduce(n, str(out), args.full, args.seed))
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted; {out}/ holds the analyses that finished: "
+                              f"{', '.join(d['name'] for d in done) or 'none'}") from None
     if len(done) > 1:
         lines = ["# iconlearn reproduce all", "", "| analysis | wall s | CPU s | report | figure |",
                  "| --- | --- | --- | --- | --- |"]
         lines += [f"| {d['name']} | {d['seconds']:.1f} | {d['cpu_seconds']:.1f} | [{d['name']}.md]({d['name']}.md) | "
                   f"[{d['name']}.png]({d['name']}.png) |" for d in done]
-        _write_text(os.path.join(args.out, "README.md"), "\n".join(lines) + "\n")
+        _write_text(os.path.join(out, "README.md"), "\n".join(lines) + "\n")
     return 0
 
 
@@ -123,7 +133,7 @@ def add_parser(subparsers) -> None:
         "reproduce", help="rerun an analysis of the Calder-Lee / Kernel-InfoNCE papers or the I-Con identities",
         description="Run one analysis (figure + Markdown report + JSON of the numbers) or all of them.")
     p.add_argument("name", choices=NAMES + ["all"], help="which analysis")
-    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    add_output(p, "output folder (created if missing)", required=True)
     p.add_argument("--full", action="store_true", help="the large sizes (for a GPU or a long CPU run)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=int, default=1,

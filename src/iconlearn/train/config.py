@@ -7,12 +7,13 @@ parsed as YAML) are applied on top of the file, e.g. ``method.temperature=0.2``.
 from __future__ import annotations
 
 import copy
-import difflib
 import math
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .._validation import did_you_mean
 
 __all__ = ["SCHEMA", "METHODS", "KERNELS", "default_config", "load_config", "validate_config", "apply_overrides",
            "ConfigError"]
@@ -115,11 +116,6 @@ def default_config() -> dict:
     return {s: {k: copy.deepcopy(v[1]) for k, v in keys.items()} for s, keys in SCHEMA.items()}
 
 
-def _suggest(name: str, options) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _check_type(key: str, value: Any, typ: str) -> Any:
     optional = typ.endswith("?")
     base = typ.rstrip("?")
@@ -169,7 +165,7 @@ def validate_config(raw: dict) -> dict:
     cfg = default_config()
     for section, values in raw.items():
         if section not in SCHEMA:
-            raise ConfigError(f"unknown config section {section!r}{_suggest(section, SCHEMA)}; "
+            raise ConfigError(f"unknown config section {section!r}{did_you_mean(section, SCHEMA)}; "
                               f"sections are {sorted(SCHEMA)}")
         if values is None:
             continue
@@ -178,13 +174,13 @@ def validate_config(raw: dict) -> dict:
         for key, value in values.items():
             name = f"{section}.{key}"
             if key not in SCHEMA[section]:
-                raise ConfigError(f"unknown config key {name!r}{_suggest(key, SCHEMA[section])}; "
+                raise ConfigError(f"unknown config key {name!r}{did_you_mean(key, SCHEMA[section])}; "
                                   f"keys of {section!r} are {sorted(SCHEMA[section])}")
             typ, _, choices = SCHEMA[section][key]
             value = _check_type(name, value, typ)
             if choices is not None and value is not None and value not in choices:
                 raise ConfigError(f"config key {name!r} must be one of {list(choices)}, got {value!r}"
-                                  f"{_suggest(str(value), choices)}")
+                                  f"{did_you_mean(value, choices)}")
             cfg[section][key] = value
     _check_values(cfg)
     return cfg
@@ -259,9 +255,11 @@ def load_config(path=None, overrides=None) -> dict:
     if path is not None:
         p = Path(path)
         if not p.is_file():
-            raise FileNotFoundError(f"config file {str(p)!r} does not exist")
+            raise FileNotFoundError(f"config file {str(p)!r} {'is a folder' if p.is_dir() else 'does not exist'}")
         try:
             raw = yaml.safe_load(p.read_text()) or {}
+        except UnicodeDecodeError:
+            raise ConfigError(f"{p} is not a YAML text file") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p} is not valid YAML: {exc}") from None
     return validate_config(apply_overrides(raw, overrides))
