@@ -40,11 +40,21 @@ def resolve_device(device="auto", local_rank: int | None = None) -> torch.device
 
 
 def resolve_seed(random_state) -> int:
-    """The seed of a run: ``random_state`` as given, or a fresh one from the OS for None (so that a
-    seedless run can still replay its own stream, e.g. a second pass over the same batches)."""
+    """The seed of a run: ``random_state`` as given (an integer), one drawn from a numpy
+    ``RandomState`` / ``Generator`` passed instead (as scikit-learn allows), or a fresh one from the
+    OS for None; an int either way, so that a run can replay its own stream (e.g. a second pass
+    over the same batches)."""
     if random_state is None:
         return int(np.random.SeedSequence().entropy % 2**31)
-    return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31))
+    if isinstance(random_state, np.random.Generator):
+        return draw_seed(random_state)
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) \
+            or not 0 <= random_state < 2**32:
+        raise ValueError(f"random_state must be None, an integer in [0, 2^32) or a numpy RandomState / Generator, "
+                         f"got {random_state!r}")
+    return int(random_state)
 
 
 def draw_seed(rng: np.random.Generator) -> int:
