@@ -106,8 +106,8 @@ def load_data(args):
     """(train images, train labels, test images, test labels) as uint8 tensors N x 1 x H x W, the
     subsets and the resize applied; None when the config's own Fashion-MNIST loading is used."""
     import torch
-    import torch.nn.functional as F
 
+    from iconlearn.data.augment import resize_images
     from iconlearn.data.datasets import load_dataset, load_fashion_mnist
 
     if args.dataset == "fashion-mnist" and args.size is None and args.n_test is None:
@@ -123,8 +123,8 @@ def load_data(args):
             X, y = X[idx], y[idx]
         if args.dataset == "digits":  # grey levels 0..16
             X = X * (255.0 / 16.0)
-        if args.size is not None and args.size != X.shape[-1]:
-            X = F.interpolate(X, size=(args.size, args.size), mode="bilinear", antialias=True, align_corners=False)
+        if args.size is not None:
+            X = resize_images(X, args.size)
         return X.clamp(0, 255).round().to(torch.uint8), y
 
     Xtr, ytr = get("train", args.n_train, 12345)
