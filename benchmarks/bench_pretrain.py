@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import ttest_ind
 
 from iconlearn.train import Callback
 
@@ -187,7 +188,9 @@ def summarise(rows: list[dict]) -> str:
         def vs(key):
             if not base or name == "gaussian (InfoNCE)":
                 return ""
-            return f" ({np.mean([r[key] for r in rs]) - np.mean([r[key] for r in base]):+.4f} vs Gaussian)"
+            a, b = [r[key] for r in rs], [r[key] for r in base]
+            p = f", Welch p = {ttest_ind(a, b, equal_var=False).pvalue:.2f}" if min(len(a), len(b)) > 1 else ""
+            return f" ({np.mean(a) - np.mean(b):+.4f} vs Gaussian{p})"
 
         lines.append(f"| {name} | {','.join(str(r['seed']) for r in rs)} | {ms('knn_acc')}{vs('knn_acc')} | "
                      f"{ms('linear_acc')}{vs('linear_acc')} | {ms('final_loss')} | "
