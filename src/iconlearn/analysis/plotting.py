@@ -244,5 +244,7 @@ def plot_debias_batch(res, path=None):
     ax[0].set(xscale="log", xlabel="batch size", ylabel="Hungarian accuracy", title=f"debiasing vs batch size ({res.dataset})")
     ax[1].set(xscale="log", xlabel="batch size", ylabel="share with max prob > 0.99", title="saturated assignments")
     for a in ax:
+        a.set_xticks(res.batch_sizes, [str(b) for b in res.batch_sizes])
+        a.minorticks_off()
         a.legend(fontsize=7)
     return _finish(fig, path)
