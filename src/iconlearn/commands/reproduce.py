@@ -14,7 +14,8 @@ from .._files import atomic_write
 from .._runtime import Interrupted
 from ._options import add_output, output_dir
 
-NAMES = ["landscape", "invariance", "gradient-flow", "ntk", "spectral", "identities"]
+NAMES = ["landscape", "invariance", "gradient-flow", "ntk", "spectral", "identities", "kernel-theory", "variational",
+         "icon-tsne", "icon-debias"]
 
 # keyword arguments of the --full runs (sized for a GPU machine or a long CPU run)
 FULL = {
@@ -25,6 +26,10 @@ FULL = {
     "ntk": dict(n=32, widths=(4, 16, 64, 256, 1024, 4096, 16384, 65536), seeds=32, deltas=(0.4, 0.2, 0.1, 0.05, 0.025, 0.0125)),
     "spectral": dict(n_digits=1797, sbm_sizes=(250, 250, 250, 250), iters=1000),
     "identities": dict(trials=200, n=100),
+    "kernel-theory": dict(trials=200, n=6),
+    "variational": dict(trials=200, n=12, m=4, samples=2000),
+    "icon-tsne": dict(n_points=5000, steps=600),
+    "icon-debias": dict(batch_sizes=(32, 64, 128, 256, 512), seeds=(0, 1, 2)),
 }
 
 
@@ -45,6 +50,14 @@ def _run(name: str, full: bool, seed: int):
         return A.spectral(seed=seed, **kw), P.plot_spectral
     if name == "identities":
         return A.identities(seed=seed, **kw), P.plot_identities
+    if name == "kernel-theory":
+        return A.kernel_theory(seed=seed, **kw), P.plot_kernel_theory
+    if name == "variational":
+        return A.variational(seed=seed, **kw), P.plot_variational
+    if name == "icon-tsne":
+        return A.tsne_features(seed=seed, **kw), P.plot_tsne_features
+    if name == "icon-debias":
+        return A.debias_batch(seed=seed, **kw), P.plot_debias_batch
     raise ValueError(f"unknown analysis {name!r}; choose one of {', '.join(NAMES)} or 'all'")
 
 
@@ -130,7 +143,7 @@ def run(args) -> int:
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "reproduce", help="rerun an analysis of the Calder-Lee / Kernel-InfoNCE papers or the I-Con identities",
+        "reproduce", help="rerun an analysis of the Calder-Lee / Kernel-InfoNCE papers, or the I-Con identities and figures",
         description="Run one analysis (figure + Markdown report + JSON of the numbers) or all of them.")
     p.add_argument("name", choices=NAMES + ["all"], help="which analysis")
     add_output(p, "output folder (created if missing)", required=True)

@@ -73,6 +73,9 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "name": (_STR, "simclr", METHODS),
         "kernel": (_STR + "?", None, tuple(KERNELS)),
         "gamma": (_FLOAT, 2.0, None),
+        # Kernel-InfoNCE mixtures: one softmax over the summed kernel (the paper) or lambda L_1 + (1 - lambda) L_2 (the authors' code)
+        "mixture_form": (_STR, "kernel", ("kernel", "loss")),
+        "mixture_lambda": (_FLOAT, 0.5, None),  # weight of the Laplacian part (loss form: of its loss)
         "temperature": (_FLOAT, 0.5, None),
         "ema_decay": (_FLOAT + "?", None, None),  # MoCo v3 teacher when set
         "queue_size": (_INT, 0, None),  # MoCo queue of teacher (or own) keys as extra negatives
@@ -208,6 +211,11 @@ def _check_values(cfg: dict) -> None:
     m = cfg["method"]
     if m["ema_decay"] is not None and not 0 <= m["ema_decay"] < 1:
         raise ConfigError(f"config key 'method.ema_decay' must lie in [0, 1), got {m['ema_decay']}")
+    if not 0 < m["mixture_lambda"] < 1:
+        raise ConfigError(f"config key 'method.mixture_lambda' must lie in (0, 1), got {m['mixture_lambda']}")
+    if m["mixture_form"] == "loss" and m["kernel"] not in ("sum", "concat"):
+        raise ConfigError("config key 'method.mixture_form' = 'loss' weighs the losses of a mixture: "
+                          "set 'method.kernel' to 'sum' or 'concat'")
     if m["name"] == "kernel_infonce" and m["kernel"] is None:
         raise ConfigError(f"method 'kernel_infonce' needs 'method.kernel', one of {list(KERNELS)}")
     if m["kernel"] is not None and m["name"] != "kernel_infonce":
