@@ -16,13 +16,7 @@ gf, idn, inv, ls, ntk, sp = (importlib.import_module(f"iconlearn.analysis.{m}") 
                              ("gradient_flow", "identities", "invariance", "landscape", "ntk", "spectral"))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These problems are tiny: one thread avoids oversubscription on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def ntxent_loop(z1, z2, tau):
@@ -274,7 +268,9 @@ def test_full_sizes_match_the_functions_signatures():
     from iconlearn.commands import reproduce as R
 
     funcs = {"landscape": A.landscape, "invariance": A.invariance, "gradient-flow": A.gradient_flow_suite,
-             "ntk": A.ntk_analysis, "spectral": A.spectral, "identities": A.identities}
+             "ntk": A.ntk_analysis, "spectral": A.spectral, "identities": A.identities,
+             "kernel-theory": A.kernel_theory, "variational": A.variational, "icon-tsne": A.tsne_features,
+             "icon-debias": A.debias_batch}
     assert set(funcs) == set(R.NAMES) == set(R.FULL)
     for name, f in funcs.items():
         inspect.signature(f).bind(seed=0, **R.FULL[name])     # raises TypeError on a stale keyword

@@ -60,7 +60,7 @@ def test_cluster_without_labels_saves_assignments(tmp_path):
     (["--labels", "WRONG"], "length 89"),
     (["--seeds", "a,b"], "--seeds"),
     (["--methods", "DBSCAN"], "unknown method"),
-    (["--n-clusters", "1"], ">= 2"),
+    (["--n-clusters", "0"], ">= 1"),
 ])
 def test_cluster_errors(tmp_path, capsys, argv, match):
     X, y = blobs(tmp_path, wrong_labels="WRONG" in argv)

@@ -157,7 +157,7 @@ def test_multihead_shapes():
 @pytest.mark.parametrize("X, kw, match", [
     (np.full((20, 3), np.nan), {}, "NaN"),
     (np.zeros((3, 2)), {"n_clusters": 4}, "fewer points than clusters"),
-    (np.random.rand(20, 3), {"n_clusters": 1}, "n_clusters must be >= 2"),
+    (np.random.rand(20, 3), {"n_clusters": 0}, "n_clusters must be >= 1"),
     (np.random.rand(20, 3), {"n_neighbors": 20}, "n_neighbors must be smaller"),
     (np.random.rand(20), {}, "2-D"),
     (np.random.rand(20, 3), {"alpha_p": 1.5}, "alpha_p"),

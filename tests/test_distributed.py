@@ -45,6 +45,10 @@ def _cases():
     return {
         "InfoNCE": pair(lambda g: L.InfoNCE(0.3, gather_distributed=g)),
         "KernelInfoNCE": pair(lambda g: L.KernelInfoNCE(mixture="concat", sizes=(2, 3), gather_distributed=g)),
+        "KernelInfoNCE-loss": pair(lambda g: L.KernelInfoNCE(mixture="sum", form="loss", gather_distributed=g)),
+        "SpectralContrastive": pair(lambda g: L.SpectralContrastiveLoss(2.0, gather_distributed=g)),
+        "DebiasedContrastive": pair(lambda g: L.DebiasedContrastiveLoss(0.4, 0.2, gather_distributed=g)),
+        "InfoNCE-js": pair(lambda g: L.InfoNCE(0.3, gather_distributed=g, divergence="js")),
         "GeneralizedNTXent": pair(lambda g: L.GeneralizedNTXent(temperature=0.4, gather_distributed=g)),
         "GeneralizedNTXent-eq4": pair(lambda g: L.GeneralizedNTXent(negatives="cross_view", gather_distributed=g)),
         "CLIPLoss": pair(lambda g: L.CLIPLoss(0.2, gather_distributed=g)),

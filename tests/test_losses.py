@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from iconlearn.losses import (
     CLIPLoss,
     CrossEntropyICon,
+    DebiasedContrastiveLoss,
     GeneralizedNTXent,
     IConClusteringLoss,
     InfoNCE,
@@ -17,37 +18,12 @@ from iconlearn.losses import (
     MIClustering,
     NormalizedCutsICon,
     SNELoss,
+    SpectralContrastiveLoss,
     SupCon,
     TSNELoss,
 )
 
-DT = torch.float64
-
-
-def gen(seed):
-    return torch.Generator().manual_seed(seed)
-
-
-def randn(*shape, seed=0):
-    return torch.randn(*shape, generator=gen(seed), dtype=DT)
-
-
-def unit(v):
-    n = math.sqrt(sum(float(a) ** 2 for a in v))
-    return [float(a) / n for a in v]
-
-
-def dot(a, b):
-    return sum(x * y for x, y in zip(a, b))
-
-
-def dist(a, b):
-    return math.sqrt(sum((float(x) - float(y)) ** 2 for x, y in zip(a, b)))
-
-
-def logsumexp(xs):
-    m = max(xs)
-    return m + math.log(sum(math.exp(x - m) for x in xs))
+from refs import DT, dist, dot, gen, logsumexp, randn, unit
 
 
 # --------------------------------------------------------------------------- references (loops)
@@ -530,6 +506,9 @@ HALF_CASES = {
     "CLIPLoss": lambda t: (CLIPLoss(t), 2),
     "SupCon": lambda t: (SupCon(t), "labels"),
     "CrossEntropyICon": lambda t: (CrossEntropyICon(t), "ce"),
+    "DebiasedContrastiveLoss": lambda t: (DebiasedContrastiveLoss(t, 0.1), 2),
+    "SpectralContrastiveLoss": lambda t: (SpectralContrastiveLoss(t), 2),
+    "KernelInfoNCE-loss-form": lambda t: (KernelInfoNCE(mixture="concat", form="loss", temperature=t), 2),
 }
 
 

@@ -1,6 +1,7 @@
 """The pretraining loop: exact resume, 2-process gloo DDP == one process, a real tiny run,
 checkpoints and bad input."""
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -349,3 +350,118 @@ def test_cli_pretrain_runs_and_rejects(tmp_path, capsys):
     assert "corrupt or truncated" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["pretrain", "--method", "byol"])
+
+
+# ---------------------------------------------------------------- faults (issue 14, item 5)
+class CtrlC(Callback):
+    """Presses Ctrl-C (a real SIGINT to this process) during step ``at``'s callbacks: the loop
+    notices it when the next step is done."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def on_step_end(self, state, logs):
+        if state.step == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def _run_cfg(out, **train):
+    cfg = _cfg(train={"max_steps": 7, **train})
+    cfg["train"]["out_dir"] = str(out)
+    return cfg
+
+
+def test_ctrl_c_saves_checkpoint_and_log_says_how_to_resume_and_resume_says_where(tmp_path, capsys):
+    X, y = _images()
+    full = pretrain(_run_cfg(tmp_path / "a"), X, y)
+    with pytest.raises(KeyboardInterrupt, match=r"interrupted at step 4 of 7: .*last.pt and .*log.csv saved.*resume"):
+        pretrain(_run_cfg(tmp_path / "b", log_every=3), X, y, callbacks=[CtrlC(3)])
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["last.pt", "log.csv"]  # no temporary file
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["step"] == 4
+    assert [r.split(",")[0] for r in (tmp_path / "b" / "log.csv").read_text().splitlines()] == ["step", "3", "4"]
+    capsys.readouterr()
+    resumed = pretrain(_run_cfg(tmp_path / "b"), X, y)
+    assert f"resuming from {tmp_path / 'b' / 'last.pt'} at step 4 of 7" in capsys.readouterr().out
+    a, b = _params(full.model), _params(resumed.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert signal.getsignal(signal.SIGINT) is not None  # the handler was put back
+
+
+class Spy(Callback):
+    """Reads log.csv at step ``at``."""
+
+    def __init__(self, path, at):
+        self.path, self.at, self.rows = path, at, None
+
+    def on_step_end(self, state, logs):
+        if state.step == self.at:
+            self.rows = self.path.read_text().splitlines()
+
+
+def test_log_is_written_as_training_goes(tmp_path):
+    X, y = _images()
+    spy = Spy(tmp_path / "log.csv", 4)
+    pretrain(_run_cfg(tmp_path), X, y, callbacks=[spy])  # ckpt_every=0: no checkpoint before the end
+    assert [r.split(",")[0] for r in spy.rows] == ["step", "1", "2", "3", "4"]
+
+
+class Diverge(Callback):
+    """Makes the weights non-finite after step ``at`` (a run that blew up)."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def on_step_end(self, state, logs):
+        if state.step == self.at:
+            with torch.no_grad():
+                next(state.model.parameters()).fill_(float("nan"))
+
+
+def test_a_diverged_model_never_replaces_the_last_good_checkpoint(tmp_path):
+    X, y = _images()
+    with pytest.raises(FloatingPointError, match=r"NaN or Inf at step 4.*last.pt \(step 2\) is kept"):
+        pretrain(_run_cfg(tmp_path, ckpt_every=2), X, y, callbacks=[Diverge(4)])
+    good = load_checkpoint(tmp_path / "last.pt")
+    assert good["step"] == 2 and all(torch.isfinite(v).all() for v in good["model"].values())
+    assert pretrain(_run_cfg(tmp_path, ckpt_every=2), X, y).steps == 7  # and it resumes
+
+
+def test_a_checkpoint_with_flipped_bits_is_refused(tmp_path):
+    X, y = _images()
+    pretrain(_run_cfg(tmp_path, max_steps=2), X, y)
+    data = bytearray((tmp_path / "last.pt").read_bytes())
+    damaged = 0
+    for pos in np.linspace(len(data) * 0.1, len(data) * 0.9, 9).astype(int):
+        bad = bytearray(data)
+        bad[pos] ^= 0x10
+        (tmp_path / "bad.pt").write_bytes(bad)
+        with pytest.raises(CheckpointError) as err:
+            pretrain(_run_cfg(tmp_path / "r", max_steps=3), X, y, resume=tmp_path / "bad.pt")
+        damaged += "do not match their sha256 checksum" in str(err.value)
+    assert damaged >= 5  # most flips land in the saved tensors: found by the checksum
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda p: p.mkdir(), "is a folder, not a checkpoint file"),
+    (lambda p: p.write_bytes(b""), "not a readable checkpoint"),
+    (lambda p: p.write_text("step,loss\n1,0.5\n"), "not a readable checkpoint"),
+    (lambda p: np.save(open(p, "wb"), np.zeros(3)), "not a readable checkpoint"),
+    (lambda p: torch.save(torch.zeros(3), p), "not an iconlearn pretraining checkpoint"),
+    (lambda p: torch.save({"format": "iconlearn-pretrain-v1", "step": 1}, p), "older iconlearn"),
+    (lambda p: torch.save({"model": torch.nn.Linear(2, 2)}, p), "not a readable checkpoint"),  # needs unpickling code
+])
+def test_anything_that_is_not_our_checkpoint_gives_a_clear_error(tmp_path, make, match):
+    make(tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(tmp_path / "x.pt")
+
+
+def test_unwritable_out_dir_is_found_before_any_work(tmp_path, monkeypatch):
+    from iconlearn.train import loop
+
+    monkeypatch.setattr(loop, "_prepare_data", lambda *a, **k: pytest.fail("work started"))
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="cannot write to the train.out_dir folder|is a file, not a folder"):
+        pretrain(_run_cfg(tmp_path / "file" / "run"), *_images())
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        pretrain(_run_cfg(tmp_path / "file"), *_images())

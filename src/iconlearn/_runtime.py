@@ -1,4 +1,4 @@
-"""Where and how torch runs: the device, the thread count and seeded randomness.
+"""Where and how torch runs: the device, the thread count, seeded randomness, and Ctrl-C.
 
 Every front door (estimators, the pretraining loop) resolves its ``device`` here, and none of
 them leaves the process-wide state of torch changed behind it: thread counts are set and
@@ -7,13 +7,16 @@ restored, and randomness comes from local generators (``torch.Generator``,
 """
 from __future__ import annotations
 
+import signal
+import sys
+import threading
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 __all__ = ["resolve_device", "resolve_seed", "draw_seed", "torch_seeded", "torch_threads", "resolve_n_jobs",
-           "limit_threads"]
+           "limit_threads", "Interrupted", "stop_on_sigint"]
 
 
 def resolve_device(device="auto", local_rank: int | None = None) -> torch.device:
@@ -37,11 +40,21 @@ def resolve_device(device="auto", local_rank: int | None = None) -> torch.device
 
 
 def resolve_seed(random_state) -> int:
-    """The seed of a run: ``random_state`` as given, or a fresh one from the OS for None (so that a
-    seedless run can still replay its own stream, e.g. a second pass over the same batches)."""
+    """The seed of a run: ``random_state`` as given (an integer), one drawn from a numpy
+    ``RandomState`` / ``Generator`` passed instead (as scikit-learn allows), or a fresh one from the
+    OS for None; an int either way, so that a run can replay its own stream (e.g. a second pass
+    over the same batches)."""
     if random_state is None:
         return int(np.random.SeedSequence().entropy % 2**31)
-    return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31))
+    if isinstance(random_state, np.random.Generator):
+        return draw_seed(random_state)
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) \
+            or not 0 <= random_state < 2**32:
+        raise ValueError(f"random_state must be None, an integer in [0, 2^32) or a numpy RandomState / Generator, "
+                         f"got {random_state!r}")
+    return int(random_state)
 
 
 def draw_seed(rng: np.random.Generator) -> int:
@@ -93,8 +106,6 @@ def limit_threads(n: int):
     every count is restored after the block."""
     from threadpoolctl import threadpool_limits
 
-    import sys
-
     numba = sys.modules.get("numba")  # only when loaded: no import for the sake of a limit
     before = numba.get_num_threads() if numba is not None else None
     if numba is not None:
@@ -105,3 +116,31 @@ def limit_threads(n: int):
     finally:
         if numba is not None:
             numba.set_num_threads(before)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C after it saved what it had; the message says what was kept and how
+    to go on (the ``iconlearn`` command prints it as its one line)."""
+
+
+@contextmanager
+def stop_on_sigint(what: str = "saving after this step"):
+    """Inside the block the first Ctrl-C (SIGINT) only sets the yielded ``threading.Event`` (and
+    says ``what`` happens now), so that a loop can finish its step and save; a second Ctrl-C
+    interrupts at once. Signals reach only the main thread: elsewhere Ctrl-C works as usual."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+        print(f"\n[iconlearn] Ctrl-C: {what} (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)

@@ -9,16 +9,33 @@ from typing import Callable
 
 import numpy as np
 
-from ._files import atomic_write
+from ._files import atomic_write, save_figure
+from ._validation import did_you_mean
 from .metrics.clustering import clustering_scores, contingency, mean_std
 
 METRICS = ("acc", "nmi", "ari", "ami")
+
+
+def method_names() -> list[str]:
+    from .estimators.baselines import BASELINES
+
+    return ["I-Con", *BASELINES]
+
+
+def check_methods(include) -> None:
+    """``ValueError`` naming the first unknown method of ``include`` (with a did-you-mean)."""
+    for name in include or ():
+        if name not in method_names():
+            raise ValueError(f"unknown method {name!r}{did_you_mean(name, method_names())}; "
+                             f"choose from {method_names()}")
 
 
 def default_methods(n_clusters: int, epochs: int | None = None, device="auto", include=None) -> dict[str, Callable]:
     """name -> factory(seed) for I-Con and every baseline, with their defaults."""
     from .estimators.baselines import BASELINES
     from .estimators.clustering import IConClustering
+
+    check_methods(include)
 
     def head(cls):
         def make(seed):
@@ -33,9 +50,6 @@ def default_methods(n_clusters: int, epochs: int | None = None, device="auto", i
         else:
             methods[name] = head(cls)
     if include:
-        unknown = set(include) - set(methods)
-        if unknown:
-            raise ValueError(f"unknown method(s) {sorted(unknown)}; choose from {list(methods)}")
         methods = {k: v for k, v in methods.items() if k in include}
     return methods
 
@@ -44,26 +58,35 @@ def compare(X, y, methods: dict[str, Callable], seeds=(0, 1, 2), views=None, log
     """Fit every method with every seed on the same features; returns runs and summaries.
 
     ``runs``: one dict per (method, seed) with the metrics and ``time`` (seconds);
-    ``summary``: method -> metric -> (mean, std); ``labels``: method -> labels of its first seed.
+    ``summary``: method -> metric -> (mean, std); ``labels``: method -> labels of its first seed;
+    ``planned``: how many runs were asked for. Ctrl-C after some runs finished ends the comparison
+    with those (``interrupted`` True) instead of losing them.
     """
-    runs, labels = [], {}
-    for name, make in methods.items():
-        for seed in seeds:
-            model = make(seed)
-            t0 = time.perf_counter()
-            pred = model.fit_predict(X, views=views) if views is not None and _takes_views(model) else model.fit_predict(X)
-            elapsed = time.perf_counter() - t0
-            scores = clustering_scores(y, pred)
-            runs.append({"method": name, "seed": int(seed), **scores, "time": elapsed})
-            labels.setdefault(name, np.asarray(pred))
-            if log:
-                log(f"  {name:<14} seed {seed}: acc {scores['acc']:.3f} nmi {scores['nmi']:.3f} "
-                    f"ari {scores['ari']:.3f} ({elapsed:.1f}s)")
+    runs, labels, interrupted = [], {}, False
+    try:
+        for name, make in methods.items():
+            for seed in seeds:
+                model = make(seed)
+                t0 = time.perf_counter()
+                pred = model.fit_predict(X, views=views) if views is not None and _takes_views(model) else model.fit_predict(X)
+                elapsed = time.perf_counter() - t0
+                scores = clustering_scores(y, pred)
+                runs.append({"method": name, "seed": int(seed), **scores, "time": elapsed})
+                labels.setdefault(name, np.asarray(pred))
+                if log:
+                    log(f"  {name:<14} seed {seed}: acc {scores['acc']:.3f} nmi {scores['nmi']:.3f} "
+                        f"ari {scores['ari']:.3f} ({elapsed:.1f}s)")
+    except KeyboardInterrupt:
+        if not runs:
+            raise
+        interrupted = True
     summary = {}
     for name in methods:
         rows = [{k: r[k] for k in (*METRICS, "time")} for r in runs if r["method"] == name]
-        summary[name] = mean_std(rows)
-    return {"runs": runs, "summary": summary, "labels": labels}
+        if rows:
+            summary[name] = mean_std(rows)
+    return {"runs": runs, "summary": summary, "labels": labels, "interrupted": interrupted,
+            "planned": len(methods) * len(seeds)}
 
 
 def _takes_views(model) -> bool:
@@ -113,7 +136,7 @@ def plot_confusion(y_true, y_pred, path: Path, class_names=None, title: str = ""
     ax.set_title(title or "confusion matrix (row-normalised)")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -123,9 +146,10 @@ def map_2d(X: np.ndarray, max_points: int = 5000, seed: int = 0) -> tuple[np.nda
 
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(len(X), size=min(max_points, len(X)), replace=False))
-    Xs = np.asarray(X[idx], dtype=np.float32)
-    Xs = Xs / np.maximum(np.linalg.norm(Xs, axis=1, keepdims=True), 1e-12)
-    return idx, PCA(2, random_state=seed).fit_transform(Xs)
+    Xs = np.asarray(X[idx], dtype=np.float64)  # float64: the norms of features of any scale
+    Xs = Xs / np.maximum(np.linalg.norm(Xs, axis=1, keepdims=True), 1e-300)
+    with np.errstate(divide="ignore", invalid="ignore"):  # identical points: no variance to explain
+        return idx, PCA(2, random_state=seed).fit_transform(Xs)
 
 
 def plot_map(X, labels, path: Path, title: str = "") -> None:
@@ -141,21 +165,24 @@ def plot_map(X, labels, path: Path, title: str = "") -> None:
     ax.set_yticks([])
     ax.set_title(title or "features (2-D PCA), coloured by predicted cluster")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
 def write_report(out_dir, result: dict, X, y, title: str, class_names=None, config: dict | None = None,
                  best: str = "I-Con") -> dict[str, Path]:
-    """Write ``results.md``, ``results.json``, ``confusion.png`` and ``map.png`` into ``out_dir``."""
+    """Write ``results.md``, ``results.json``, ``confusion.png`` and ``map.png`` into ``out_dir``
+    (the title says so when the comparison was interrupted)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if result.get("interrupted"):
+        title += f" (interrupted: {len(result['runs'])} of {result['planned']} runs)"
     md = markdown_table(result["summary"], title)
     paths = {"markdown": out / "results.md", "json": out / "results.json",
              "confusion": out / "confusion.png", "map": out / "map.png"}
     with atomic_write(paths["markdown"]) as f:
         f.write(md)
-    payload = {"title": title, "config": config or {}, "runs": result["runs"],
+    payload = {"title": title, "config": config or {}, "interrupted": bool(result.get("interrupted")), "runs": result["runs"],
                "summary": {m: {k: {"mean": v[0], "std": v[1]} for k, v in s.items()} for m, s in result["summary"].items()}}
     with atomic_write(paths["json"]) as f:
         f.write(json.dumps(payload, indent=1))

@@ -13,6 +13,16 @@ push-forwards of the samples are the same n-gon and the losses agree to rounding
 population CDF they agree up to sampling error. Controls: a non-invariant map (the direction of
 x, which depends on x^2) and one fixed invariant map applied to both data sets (different
 push-forwards) give different losses.
+
+The statement itself, with its factor 2 and indicator: for an invariant f the two views embed to
+the same point, so eq. 1 (the library's :class:`iconlearn.losses.GeneralizedNTXent`, defaults) becomes
+
+    E_x log(1 + 2 e^{-1/tau} E_y[1_{x != y} exp(sim(f(x), f(y)) / tau)]):
+
+the 2 counts h in {T, T'} (both views of y land on f(y)) and the indicator drops y = x, as written;
+the denominator exp(sim(T(x), T'(x)) / tau) = e^{1/tau} remains, and Proposition 2.1 as printed leaves
+it out. Both forms are evaluated against eq. 1 on the samples (``statement_rows``), together with the
+variants without the 2 and without the indicator.
 """
 from __future__ import annotations
 
@@ -24,11 +34,11 @@ import torch
 from scipy.stats import norm
 
 from .. import _validation as V
-from ..losses import InfoNCE
+from ..losses import GeneralizedNTXent, InfoNCE
 from ._common import check_taus
 from .ntxent import generalized_ntxent
 
-__all__ = ["InvarianceResult", "clustered_data", "uniform_data", "invariance"]
+__all__ = ["InvarianceResult", "clustered_data", "uniform_data", "invariance", "proposition_21_statement"]
 
 CENTERS = (-3.0, -1.0, 1.0, 3.0)
 CLUSTER_STD = 0.25
@@ -109,6 +119,7 @@ class InvarianceResult:
     max_gap_rank: float = float("nan")        # max |L_clustered - L_uniform| over tau, rank maps
     max_gap_cdf: float = float("nan")         # population-CDF maps (sampling error only)
     min_gap_controls: float = float("nan")    # smallest gap of the controls
+    statement_rows: list = field(default_factory=list)  # per tau: |eq. 1 - each reading of Proposition 2.1|
     samples: dict = field(default_factory=dict)  # data and embeddings for the figure
 
     def to_dict(self) -> dict:
@@ -129,7 +140,39 @@ class InvarianceResult:
         lines += ["", f"Invariant maps with the same push-forward (empirical CDF): largest gap **{self.max_gap_rank:.2e}** "
                       f"(rounding); through the population CDFs: {self.max_gap_cdf:.2e} (sampling error). Controls "
                       f"(non-invariant map, or one fixed map whose push-forwards differ): smallest gap {self.min_gap_controls:.2e}."]
+        if self.statement_rows:
+            lines += ["", "## The statement, with its factor 2 and indicator", "",
+                      "abs(eq. 1 - right-hand side) for the invariant (empirical-CDF) map on the clustered data, where "
+                      "RHS = E_x log(1 + c E_y[1_{x != y} e^{sim / tau}]) with c as listed:", "",
+                      "| tau | eq. 1 | c = 2 (as printed) | c = 2 e^{-1/tau} (holds) | c = e^{-1/tau} (no factor 2) | "
+                      "c = 2 e^{-1/tau}, y = x kept (no indicator) |", "| --- | --- | --- | --- | --- | --- |"]
+            for r in self.statement_rows:
+                lines.append(f"| {r['tau']:g} | {r['eq1']:.10f} | {r['as_printed']:.3e} | {r['holds']:.3e} | "
+                             f"{r['no_factor_2']:.3e} | {r['no_indicator']:.3e} |")
+            lines += ["", "The factor 2 and the indicator are right; the printed statement drops the e^{-1/tau} of eq. 1's "
+                          "denominator (exp(sim(T(x), T'(x)) / tau) = e^{1/tau} for an invariant map)."]
         return "\n".join(lines) + "\n"
+
+
+def proposition_21_statement(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> dict:
+    """eq. 1 (the library's GeneralizedNTXent, defaults) for the views z1 = f(T x), z2 = f(T' x) of an
+    invariant map, against the right-hand side of Proposition 2.1 in the readings of the module
+    docstring (numpy, float64)."""
+    if not torch.equal(z1, z2):
+        raise ValueError("Proposition 2.1 is about invariant maps: the two views must embed to the same points")
+    eq1 = float(GeneralizedNTXent(temperature=tau)(z1, z2))
+    z = z1.numpy() / np.linalg.norm(z1.numpy(), axis=1, keepdims=True)
+    e = np.exp(z @ z.T / tau)
+    n = len(z)
+    off = (e.sum(1) - np.diag(e)) / n  # E_y[1_{x != y} e^{sim / tau}] over the n items
+    full = e.sum(1) / n  # y = x kept
+
+    def rhs(c, inner):
+        return float(np.mean(np.log1p(c * inner)))
+
+    c = math.exp(-1.0 / tau)
+    return {"tau": tau, "eq1": eq1, "as_printed": abs(eq1 - rhs(2.0, off)), "holds": abs(eq1 - rhs(2.0 * c, off)),
+            "no_factor_2": abs(eq1 - rhs(c, off)), "no_indicator": abs(eq1 - rhs(2.0 * c, full))}
 
 
 def invariance(n: int = 600, taus=(0.1, 0.5), aug_std: float = 0.5, seed: int = 0) -> InvarianceResult:
@@ -161,6 +204,9 @@ def invariance(n: int = 600, taus=(0.1, 0.5), aug_std: float = 0.5, seed: int = 
                 vals[k] = (float(generalized_ntxent(z1, z2, tau)), float(nce(z1, z2)))
             res.rows.append(InvarianceRow(tau, name, vals["clustered"][0], vals["uniform"][0],
                                           vals["clustered"][1], vals["uniform"][1]))
+    inv = maps["invariant, empirical CDF"]["clustered"]
+    z1, z2 = inv(pairs["clustered"][0]), inv(pairs["clustered"][1])
+    res.statement_rows = [proposition_21_statement(z1, z2, tau) for tau in taus]
     res.max_gap_rank = max(r.gap for r in res.rows if r.map.endswith("empirical CDF"))
     res.max_gap_cdf = max(r.gap for r in res.rows if r.map.endswith("population CDF"))
     res.min_gap_controls = min(r.gap for r in res.rows if r.map.startswith("control"))

@@ -10,7 +10,8 @@ import numpy as np
 from .._files import atomic_write
 
 __all__ = ["plot_landscape", "plot_invariance", "plot_gradient_flow", "plot_ntk", "plot_spectral",
-           "plot_identities", "save_figure"]
+           "plot_identities", "plot_kernel_theory", "plot_variational", "plot_tsne_features", "plot_debias_batch",
+           "save_figure"]
 
 
 def _plt():
@@ -182,4 +183,68 @@ def plot_identities(res, path=None):
               [max(res.exact_constant_spread, 1e-18), res.paper_constant_spread])
     ax[1].set(yscale="log", ylabel="spread over random phi", title="Theorem 6: which 'constant' is constant")
     ax[1].tick_params(labelsize=7)
+    return _finish(fig, path)
+
+
+def _check_bars(ax, checks, title):
+    """Largest deviation of every check (log scale); red where the statement as checked fails."""
+    names = [c.name for c in checks]
+    ax.barh(names, [max(c.deviation, 1e-18) for c in checks], color=["C0" if c.holds else "C3" for c in checks])
+    ax.set(xscale="log", xlabel="largest abs deviation (red: does not hold)", title=title)
+    ax.tick_params(labelsize=6)
+    ax.invert_yaxis()
+
+
+def plot_kernel_theory(res, path=None):
+    """Kernel-InfoNCE Theorem 6.1 and the section-4 identities: the deviations."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    _check_bars(ax, res.checks, "Kernel-InfoNCE: Theorem 6.1 and the MRF identity (float64)")
+    return _finish(fig, path)
+
+
+def plot_variational(res, path=None):
+    """Calder-Lee Propositions 3.1 / A.1 and Lemma A.2: deviations; the gradient of f_k = k f."""
+    plt = _plt()
+    fig, ax = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [1.6, 1]})
+    _check_bars(ax[0], res.checks, "Calder-Lee: autograd against the stated formulas")
+    a1 = res.data["prop_a1"]
+    ax[1].semilogy(a1["k"], np.maximum(a1["grad_norm"], 1e-40), "o-", label="n ||grad L(k f)||")
+    ax[1].semilogy(a1["k"], np.maximum(np.array(a1["loss"]) - a1["limit"], 1e-17), "s-",
+                   label="L(k f) - log(1 + 1/n) (floor 1e-17: float64)")
+    ax[1].set(xscale="log", xlabel="k", title="Proposition A.1 (2): f_k = k f")
+    ax[1].legend(fontsize=7)
+    return _finish(fig, path)
+
+
+def plot_tsne_features(res, path=None):
+    """I-Con Figure 1 on our data: t-SNE of the pixels beside t-SNE of contrastive features."""
+    plt = _plt()
+    fig, ax = plt.subplots(1, 2, figsize=(11, 5))
+    for a, key in zip(ax, ("pixels", "features")):
+        Y = res.maps[key]
+        a.scatter(Y[:, 0], Y[:, 1], c=res.labels, cmap="tab10", s=3)
+        s = res.scores[key]
+        a.set_title(f"t-SNE of {key} ({res.dataset})\nkNN acc {s['knn_map']:.3f}, trustworthiness {s['trustworthiness']:.3f}",
+                    fontsize=8)
+        a.set_xticks([])
+        a.set_yticks([])
+    return _finish(fig, path)
+
+
+def plot_debias_batch(res, path=None):
+    """I-Con Figure 3 on our data: accuracy and saturation against batch size, with and without debiasing."""
+    plt = _plt()
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    for k in res.settings:
+        acc, sat = np.asarray(res.accuracy[k]), np.asarray(res.saturated[k])
+        err = acc.std(1, ddof=1) if acc.shape[1] > 1 else None
+        ax[0].errorbar(res.batch_sizes, acc.mean(1), yerr=err, marker="o", capsize=3, label=f"{k} {res.settings[k]}")
+        ax[1].plot(res.batch_sizes, sat.mean(1), "o-", label=k)
+    ax[0].set(xscale="log", xlabel="batch size", ylabel="Hungarian accuracy", title=f"debiasing vs batch size ({res.dataset})")
+    ax[1].set(xscale="log", xlabel="batch size", ylabel="share with max prob > 0.99", title="saturated assignments")
+    for a in ax:
+        a.set_xticks(res.batch_sizes, [str(b) for b in res.batch_sizes])
+        a.minorticks_off()
+        a.legend(fontsize=7)
     return _finish(fig, path)

@@ -31,7 +31,7 @@ from sklearn.cluster import KMeans
 
 from .. import _validation as V
 from ..core import icon_loss
-from ..learned import ConcatSumKernel, ExponentialKernel, GaussianKernel, Kernel, SumKernel
+from ..learned import ExponentialKernel, GaussianKernel, Kernel, kernel_infonce_kernel
 from ..metrics import ari, nmi
 from ._common import check_tau
 
@@ -110,14 +110,15 @@ def embedding_subspace(Z: np.ndarray, r: int) -> np.ndarray:
 
 
 def kernel_zoo(tau: float = 0.5) -> dict[str, Kernel]:
-    """The kernels compared in the Kernel-InfoNCE paper, all on L2-normalised embeddings."""
+    """The kernels compared in the Kernel-InfoNCE paper, all on L2-normalised embeddings: the same
+    kernels as :class:`iconlearn.losses.KernelInfoNCE` (:func:`iconlearn.learned.kernel_infonce_kernel`)."""
     tau = check_tau(tau)
     return {
-        "Gaussian (gamma=2)": ExponentialKernel(2.0, tau),
-        "Laplacian (gamma=1)": ExponentialKernel(1.0, tau),
-        "gamma=0.5": ExponentialKernel(0.5, tau),
-        "sum: Laplacian + Gaussian": SumKernel([ExponentialKernel(1.0, tau), ExponentialKernel(2.0, tau)]),
-        "concat (Laplacian, Gaussian)": ConcatSumKernel([ExponentialKernel(1.0, tau), ExponentialKernel(2.0, tau)]),
+        "Gaussian (gamma=2)": kernel_infonce_kernel(2.0, tau),
+        "Laplacian (gamma=1)": kernel_infonce_kernel(1.0, tau),
+        "gamma=0.5": kernel_infonce_kernel(0.5, tau),
+        "sum: Laplacian + Gaussian": kernel_infonce_kernel(temperature=tau, mixture="sum", gammas=(1.0, 2.0)),
+        "concat (Laplacian, Gaussian)": kernel_infonce_kernel(temperature=tau, mixture="concat", gammas=(1.0, 2.0)),
     }
 
 

@@ -11,6 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import save_npy
+from .._runtime import Interrupted
+from ._options import add_output, check_device, output_dir
+
 
 def parse_seeds(text: str) -> list[int]:
     try:
@@ -19,7 +23,23 @@ def parse_seeds(text: str) -> list[int]:
         raise ValueError(f"--seeds must be comma-separated integers such as 0,1,2, got {text!r}") from None
     if not seeds:
         raise ValueError("--seeds needs at least one seed")
+    if not all(0 <= s < 2**32 for s in seeds):
+        raise ValueError(f"--seeds must lie in [0, 2^32), got {text!r}")
     return seeds
+
+
+def check_common(args) -> tuple[list[int], list[str] | None]:
+    """The seeds and methods of ``cluster`` and ``demo``, with --epochs and --device checked, before
+    any data is loaded."""
+    from ..report import check_methods
+
+    seeds = parse_seeds(args.seeds)
+    include = [m.strip() for m in args.methods.split(",")] if args.methods else None
+    check_methods(include)
+    if args.epochs is not None and args.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {args.epochs}")
+    check_device(args.device)
+    return seeds, include
 
 
 def add_common(p) -> None:
@@ -28,7 +48,7 @@ def add_common(p) -> None:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated random seeds (default 0,1,2)")
     p.add_argument("--epochs", type=int, default=None, help="epochs of the head-based methods (default: theirs)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--out", default=None, help="report folder (results.md, results.json, confusion.png, map.png)")
+    add_output(p, "report folder (results.md, results.json, confusion.png, map.png)")
     p.add_argument("--quiet", action="store_true", help="no per-run lines")
 
 
@@ -38,8 +58,9 @@ def add_parser(subparsers) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", help="a DATA.md dataset: digits, mnist5k, fashion-mnist, 20newsgroups, "
                                        "reuters-r8, reuters-r52, pbmc68k, iris, wine, breast_cancer")
-    src.add_argument("--features", help="your own features, an (N x D) .npy file")
-    p.add_argument("--labels", help="labels for --features, an (N,) .npy file (needed for the metrics)")
+    src.add_argument("--features", help="your own features: an (N x D) array in a .npy, .npz or CSV file")
+    p.add_argument("--labels", help="labels for --features: N numbers or names in a .npy, .npz or CSV file "
+                                    "(needed for the metrics)")
     p.add_argument("--encoder", default="auto", help="minilm, efficientnet-lite0, pixels, pca or auto")
     p.add_argument("--split", default="all", help="train, test or all (default all)")
     p.add_argument("--size", type=int, default=64, help="EfficientNet input size in pixels (default 64)")
@@ -55,10 +76,6 @@ def load_inputs(args):
 
     views, class_names = None, None
     if args.features:
-        if not Path(args.features).exists():
-            raise FileNotFoundError(f"--features file not found: {args.features}")
-        if args.labels and not Path(args.labels).exists():
-            raise FileNotFoundError(f"--labels file not found: {args.labels}")
         X, y = load_features(args.features, args.labels)
         name = Path(args.features).stem
     else:
@@ -75,36 +92,53 @@ def load_inputs(args):
     return name, X, y, views, class_names
 
 
-def run(args) -> int:
-    from ..report import compare, default_methods, markdown_table, write_report
+def compare_and_report(args, out: Path, X, y, methods, seeds, title: str, class_names, config: dict, views=None):
+    """Every method with every seed on X: the table printed and the report written into ``out``;
+    after a Ctrl-C, the report of the runs that finished (then :class:`Interrupted`)."""
+    from ..report import compare, markdown_table, write_report
 
-    seeds = parse_seeds(args.seeds)
+    result = compare(X, y, methods, seeds, views=views, log=None if args.quiet else print)
+    print()
+    print(markdown_table(result["summary"], title))
+    paths = write_report(out, result, X, y, title, class_names, config=config)
+    print(f"report: {out}/ ({', '.join(p.name for p in paths.values())})")
+    if result["interrupted"]:
+        raise Interrupted(f"interrupted after {len(result['runs'])} of {result['planned']} runs; the report in {out}/ "
+                          "holds the runs that finished")
+
+
+def run(args) -> int:
+    from ..report import default_methods
+
+    seeds, include = check_common(args)
+    if args.n_clusters is not None and args.n_clusters < 1:
+        raise ValueError(f"--n-clusters must be >= 1, got {args.n_clusters}")
+    if args.views < 0:
+        raise ValueError(f"--views must be >= 0, got {args.views}")
+    out = output_dir(args, f"runs/cluster-{Path(args.features).stem if args.features else args.dataset}")
     name, X, y, views, class_names = load_inputs(args)
-    k = args.n_clusters or (len(np.unique(y)) if y is not None else None)
+    k = args.n_clusters if args.n_clusters is not None else (len(np.unique(y)) if y is not None else None)
     if k is None:
         raise ValueError("without --labels, say how many clusters with --n-clusters")
-    if k < 2:
-        raise ValueError(f"--n-clusters must be >= 2, got {k}")
-    include = [m.strip() for m in args.methods.split(",")] if args.methods else None
     if y is None:
         include = include or ["I-Con"]
     methods = default_methods(k, args.epochs, args.device, include)
-    out = Path(args.out or f"runs/cluster-{name}")
     print(f"{name}: {X.shape[0]} points x {X.shape[1]} features, {k} clusters, seeds {seeds}", flush=True)
-    if y is None:  # no labels: cluster and save the assignments
-        out.mkdir(parents=True, exist_ok=True)
-        for mname, make in methods.items():
-            labels = make(seeds[0]).fit_predict(X)
-            path = out / f"labels-{mname.replace(' ', '_')}.npy"
-            np.save(path, labels)
-            print(f"{mname}: cluster sizes {np.bincount(labels, minlength=k).tolist()} -> {path}")
+    if y is None:  # no labels: cluster and save the assignments, each as it finishes
+        done = []
+        try:
+            for mname, make in methods.items():
+                labels = make(seeds[0]).fit_predict(X)
+                path = out / f"labels-{mname.replace(' ', '_')}.npy"
+                save_npy(path, labels)
+                done.append(path.name)
+                print(f"{mname}: cluster sizes {np.bincount(labels, minlength=k).tolist()} -> {path}")
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted; kept in {out}/: {', '.join(done) or 'nothing (no method had finished)'}") \
+                from None
         return 0
-    result = compare(X, y, methods, seeds, views=views, log=None if args.quiet else print)
     title = f"{name} ({X.shape[0]} points, {k} clusters, seeds {','.join(map(str, seeds))})"
-    print()
-    print(markdown_table(result["summary"], title))
-    paths = write_report(out, result, X, y, title, class_names,
-                         config={"dataset": name, "encoder": getattr(args, "encoder", None), "seeds": seeds,
-                                 "n_clusters": k, "epochs": args.epochs, "argv": sys.argv[1:]})
-    print(f"report: {paths['markdown'].parent}/ ({', '.join(p.name for p in paths.values())})")
+    compare_and_report(args, out, X, y, methods, seeds, title, class_names, views=views,
+                       config={"dataset": name, "encoder": getattr(args, "encoder", None), "seeds": seeds,
+                               "n_clusters": k, "epochs": args.epochs, "argv": sys.argv[1:]})
     return 0

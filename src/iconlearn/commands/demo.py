@@ -7,16 +7,16 @@ prints the table and writes a report folder (results.md / .json, confusion.png, 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-from .cluster import add_common, parse_seeds
+from ._options import output_dir
+from .cluster import add_common, check_common, compare_and_report
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("demo", help="I-Con vs baselines on the digits, with a report (< 2 minutes)",
                               description=__doc__.split("\n\n")[0])
     add_common(p)
-    p.set_defaults(func=run, seeds="0", out="runs/demo")
+    p.set_defaults(func=run, seeds="0")
 
 
 def run(args) -> int:
@@ -24,22 +24,18 @@ def run(args) -> int:
     import torch
 
     from ..data.datasets import load_dataset
-    from ..report import compare, default_methods, markdown_table, write_report
+    from ..report import default_methods
 
     t0 = time.perf_counter()
+    seeds, include = check_common(args)
+    out = output_dir(args, "runs/demo")
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    seeds = parse_seeds(args.seeds)
     ds = load_dataset("digits")
     X = ds.X.reshape(len(ds.X), -1).astype(np.float32) / 255.0
-    include = [m.strip() for m in args.methods.split(",")] if args.methods else None
     methods = default_methods(10, args.epochs, args.device, include)
     print(f"digits: {X.shape[0]} images x {X.shape[1]} pixels, 10 clusters, seeds {seeds}", flush=True)
-    result = compare(X, ds.y, methods, seeds, log=None if args.quiet else print)
     title = f"digits (1797 points, 10 clusters, seeds {','.join(map(str, seeds))})"
-    print()
-    print(markdown_table(result["summary"], title))
-    paths = write_report(Path(args.out), result, X, ds.y, title, ds.class_names,
-                         config={"dataset": "digits", "features": "pixels", "seeds": seeds, "epochs": args.epochs})
-    print(f"report: {paths['markdown'].parent}/ ({', '.join(p.name for p in paths.values())})")
+    compare_and_report(args, out, X, ds.y, methods, seeds, title, ds.class_names,
+                       config={"dataset": "digits", "features": "pixels", "seeds": seeds, "epochs": args.epochs})
     print(f"demo finished in {time.perf_counter() - t0:.0f}s")
     return 0

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._files import atomic_write
+from .._files import atomic_write, save_figure, save_npy
+from .._runtime import Interrupted
+from ._options import add_output, check_device, output_dir
 
 METHODS = ("tsne", "sne", "parametric")
 
@@ -23,8 +25,9 @@ def add_parser(subparsers) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", help="a DATA.md dataset: digits, mnist5k, fashion-mnist, 20newsgroups (needs features), "
                                        "pbmc68k, iris, wine, breast_cancer")
-    src.add_argument("--features", help="your own features, an (N x D) .npy file")
-    p.add_argument("--labels", help="labels for --features, an (N,) .npy file (for colours and kNN accuracy)")
+    src.add_argument("--features", help="your own features: an (N x D) array in a .npy, .npz or CSV file")
+    p.add_argument("--labels", help="labels for --features: N numbers or names in a .npy, .npz or CSV file "
+                                    "(for colours and kNN accuracy)")
     p.add_argument("--method", default="tsne", choices=METHODS, help="tsne (default), sne or parametric")
     p.add_argument("--perplexity", type=float, default=30.0, help="default 30")
     p.add_argument("--dof", type=float, default=1.0, help="Student-t degrees of freedom (default 1)")
@@ -37,23 +40,16 @@ def add_parser(subparsers) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--trust-queries", type=int, default=5000,
                    help="query points for trustworthiness (ranks against all points; default 5000)")
-    p.add_argument("--out", default=None, help="output folder (default runs/embed-<name>-<method>)")
+    add_output(p, "output folder (default runs/embed-<name>-<method>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def load_inputs(args):
     if args.features:
-        if not Path(args.features).exists():
-            raise FileNotFoundError(f"--features file not found: {args.features}")
-        X = np.load(args.features, allow_pickle=False)
-        y = None
-        if args.labels:
-            if not Path(args.labels).exists():
-                raise FileNotFoundError(f"--labels file not found: {args.labels}")
-            y = np.load(args.labels, allow_pickle=False)
-            if y.ndim != 1 or len(y) != len(X):
-                raise ValueError(f"--labels must be one label per row of --features: got shape {y.shape} for {len(X)} rows")
+        from ..data.features import load_features
+
+        X, y = load_features(args.features, args.labels)
         return Path(args.features).stem, X, y, None
     if args.labels:
         raise ValueError("--labels goes with --features; a --dataset brings its own labels")
@@ -104,8 +100,7 @@ def scatter(Y: np.ndarray, y, class_names, path: str, title: str) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png")
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -114,6 +109,10 @@ def run(args) -> int:
 
     if args.perplexity <= 0:
         raise ValueError(f"--perplexity must be positive, got {args.perplexity}")
+    if args.pca < 0:
+        raise ValueError(f"--pca must be >= 0 (0: off), got {args.pca}")
+    check_device(args.device)
+    out = output_dir(args, f"runs/embed-{Path(args.features).stem if args.features else args.dataset}-{args.method}")
     name, X, y, class_names = load_inputs(args)
     if X.ndim != 2:
         raise ValueError(f"features must be a 2-D (N x D) array, got shape {X.shape}")
@@ -135,21 +134,26 @@ def run(args) -> int:
     t_pca = time.perf_counter() - t0
     est = make_estimator(args)
     Y = np.asarray(est.fit_transform(X))
-    out = Path(args.out or f"runs/embed-{name}-{args.method}")
-    out.mkdir(parents=True, exist_ok=True)
-    np.save(out / "embedding.npy", Y)
+    save_npy(out / "embedding.npy", Y)  # first: the expensive part is kept whatever happens next
+    scatter(Y, y, class_names, str(out / "embedding.png"), f"{args.method} of {name} (n={len(X)})")
     k = min(10, len(X) // 2 - 1)
     metrics = {"dataset": name, "method": args.method, "n": int(len(X)), "input_dim": int(X.shape[1]),
                "perplexity": args.perplexity, "seed": args.seed, "seconds": {"pca": t_pca, **est.timings_},
                "kl_divergence": est.kl_divergence_, "n_iter": est.n_iter_}
-    if k >= 1:
-        metrics[f"trustworthiness_k{k}"] = trustworthiness(X, Y, k=k, n_queries=args.trust_queries, random_state=args.seed)
-        metrics[f"neighborhood_preservation_k{k}"] = neighborhood_preservation(X, Y, k=k)
-        if y is not None:
-            metrics[f"knn_accuracy_k{k}"] = knn_accuracy(Y, y, k=k)
+    try:
+        if k >= 1:
+            metrics[f"trustworthiness_k{k}"] = trustworthiness(X, Y, k=k, n_queries=args.trust_queries,
+                                                               random_state=args.seed)
+            metrics[f"neighborhood_preservation_k{k}"] = neighborhood_preservation(X, Y, k=k)
+            if y is not None:
+                metrics[f"knn_accuracy_k{k}"] = knn_accuracy(Y, y, k=k)
+    except KeyboardInterrupt:
+        metrics["interrupted"] = True
     with atomic_write(out / "metrics.json") as f:
         f.write(json.dumps(metrics, indent=1, default=float))
-    scatter(Y, y, class_names, str(out / "embedding.png"), f"{args.method} of {name} (n={len(X)})")
+    if metrics.get("interrupted"):
+        raise Interrupted(f"interrupted while scoring; {out}/ holds embedding.npy, embedding.png and the metrics "
+                          "that finished (metrics.json)")
     print(json.dumps(metrics, indent=1, default=float))
     print(f"wrote {out}/embedding.npy, embedding.png, metrics.json")
     return 0

@@ -6,10 +6,12 @@
 
 Overrides are ``section.key=value`` (values parsed as YAML). The run writes ``last.pt``,
 ``log.csv`` and ``metrics.json`` to ``train.out_dir`` and resumes from ``last.pt`` when it exists.
+Ctrl-C saves a checkpoint after the current step; the same command then resumes.
 """
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
@@ -21,7 +23,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--method", choices=METHODS, help="shortcut for method.name")
     p.add_argument("--kernel", choices=list(KERNELS), help="shortcut for method.kernel (kernel_infonce)")
     p.add_argument("--out-dir", help="shortcut for train.out_dir")
-    p.add_argument("--no-resume", action="store_true", help="start afresh even if out_dir/last.pt exists")
+    p.add_argument("--no-resume", action="store_true",
+                   help="start afresh (over an earlier run in out_dir only with --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="with --no-resume: write over the run in out_dir")
     p.add_argument("--print-config", action="store_true", help="print the validated config and exit")
     p.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
     p.set_defaults(func=run)
@@ -47,6 +51,10 @@ def run(args) -> int:
 
         print(yaml.safe_dump(cfg, sort_keys=False))
         return 0
+    out_dir = cfg["train"]["out_dir"]
+    if args.no_resume and out_dir and (Path(out_dir) / "last.pt").exists() and not args.overwrite:
+        raise ValueError(f"{out_dir} holds an earlier run (last.pt): drop --no-resume to resume it, add --overwrite to "
+                         "start afresh over it, or choose another --out-dir")
     from ..train import pretrain
 
     result = pretrain(cfg, resume=not args.no_resume)

@@ -11,8 +11,11 @@ import time
 import numpy as np
 
 from .._files import atomic_write
+from .._runtime import Interrupted
+from ._options import add_output, output_dir
 
-NAMES = ["landscape", "invariance", "gradient-flow", "ntk", "spectral", "identities"]
+NAMES = ["landscape", "invariance", "gradient-flow", "ntk", "spectral", "identities", "kernel-theory", "variational",
+         "icon-tsne", "icon-debias"]
 
 # keyword arguments of the --full runs (sized for a GPU machine or a long CPU run)
 FULL = {
@@ -23,6 +26,10 @@ FULL = {
     "ntk": dict(n=32, widths=(4, 16, 64, 256, 1024, 4096, 16384, 65536), seeds=32, deltas=(0.4, 0.2, 0.1, 0.05, 0.025, 0.0125)),
     "spectral": dict(n_digits=1797, sbm_sizes=(250, 250, 250, 250), iters=1000),
     "identities": dict(trials=200, n=100),
+    "kernel-theory": dict(trials=200, n=6),
+    "variational": dict(trials=200, n=12, m=4, samples=2000),
+    "icon-tsne": dict(n_points=5000, steps=600),
+    "icon-debias": dict(batch_sizes=(32, 64, 128, 256, 512), seeds=(0, 1, 2)),
 }
 
 
@@ -43,6 +50,14 @@ def _run(name: str, full: bool, seed: int):
         return A.spectral(seed=seed, **kw), P.plot_spectral
     if name == "identities":
         return A.identities(seed=seed, **kw), P.plot_identities
+    if name == "kernel-theory":
+        return A.kernel_theory(seed=seed, **kw), P.plot_kernel_theory
+    if name == "variational":
+        return A.variational(seed=seed, **kw), P.plot_variational
+    if name == "icon-tsne":
+        return A.tsne_features(seed=seed, **kw), P.plot_tsne_features
+    if name == "icon-debias":
+        return A.debias_batch(seed=seed, **kw), P.plot_debias_batch
     raise ValueError(f"unknown analysis {name!r}; choose one of {', '.join(NAMES)} or 'all'")
 
 
@@ -106,24 +121,32 @@ def run(args) -> int:
     except ImportError:  # pragma: no cover - scikit-learn depends on it
         threadpool_limits = None
     names = NAMES if args.name == "all" else [args.name]
+    out = output_dir(args, args.out, [f"{n}.{ext}" for n in names for ext in ("png", "md", "json")]
+                     + (["README.md"] if len(names) > 1 else []))
     limits = threadpool_limits(args.threads) if threadpool_limits else contextlib.nullcontext()
+    done = []
     with limits:
-        done = [reproduce(n, args.out, args.full, args.seed) for n in names]
+        try:
+            for n in names:
+                done.append(reproduce(n, str(out), args.full, args.seed))
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted; {out}/ holds the analyses that finished: "
+                              f"{', '.join(d['name'] for d in done) or 'none'}") from None
     if len(done) > 1:
         lines = ["# iconlearn reproduce all", "", "| analysis | wall s | CPU s | report | figure |",
                  "| --- | --- | --- | --- | --- |"]
         lines += [f"| {d['name']} | {d['seconds']:.1f} | {d['cpu_seconds']:.1f} | [{d['name']}.md]({d['name']}.md) | "
                   f"[{d['name']}.png]({d['name']}.png) |" for d in done]
-        _write_text(os.path.join(args.out, "README.md"), "\n".join(lines) + "\n")
+        _write_text(os.path.join(out, "README.md"), "\n".join(lines) + "\n")
     return 0
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "reproduce", help="rerun an analysis of the Calder-Lee / Kernel-InfoNCE papers or the I-Con identities",
+        "reproduce", help="rerun an analysis of the Calder-Lee / Kernel-InfoNCE papers, or the I-Con identities and figures",
         description="Run one analysis (figure + Markdown report + JSON of the numbers) or all of them.")
     p.add_argument("name", choices=NAMES + ["all"], help="which analysis")
-    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    add_output(p, "output folder (created if missing)", required=True)
     p.add_argument("--full", action="store_true", help="the large sizes (for a GPU or a long CPU run)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=int, default=1,

@@ -35,6 +35,15 @@ def to_image_tensor(images, device=None, dtype=torch.float32) -> Tensor:
     return (t.to(device=device, dtype=dtype) / scale).contiguous()
 
 
+def resize_images(images: Tensor, size: int) -> Tensor:
+    """(N x C x H x W) images resized to size x size by antialiased bilinear interpolation (a
+    low-resolution copy of a data set for CPU budgets); same dtype range as given, as floats."""
+    x = images.float() if not images.is_floating_point() else images
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
 def gaussian_kernel1d(sigma: Tensor, size: int) -> Tensor:
     """Normalised 1-D Gaussian kernels (len(sigma) x size), one per sigma, centred."""
     r = torch.arange(size, device=sigma.device, dtype=sigma.dtype) - (size - 1) / 2

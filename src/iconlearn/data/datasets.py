@@ -19,7 +19,6 @@ Two environment variables:
 from __future__ import annotations
 
 import csv
-import difflib
 import gzip
 import importlib.metadata
 import importlib.util
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from .._validation import did_you_mean
 
 DEFAULT_DATA_DIR = Path("/usr/share/datasets")
 SPLITS = ("train", "test", "all")
@@ -61,7 +62,7 @@ def hidden(name: str) -> bool:
 
 def check_split(split: str) -> str:
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}{did_you_mean(split, SPLITS)}")
     return split
 
 
@@ -232,7 +233,5 @@ LOADERS: dict[str, Callable[..., Dataset]] = {
 def load_dataset(name: str, split: str = "all") -> Dataset:
     """Load one of :data:`LOADERS` by name (``split`` is ``"train"``, ``"test"`` or ``"all"``)."""
     if name not in LOADERS:
-        close = difflib.get_close_matches(str(name).lower(), LOADERS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown dataset {name!r}{hint}; choose one of {sorted(LOADERS)}")
+        raise ValueError(f"unknown dataset {name!r}{did_you_mean(name, LOADERS)}; choose one of {sorted(LOADERS)}")
     return LOADERS[name](check_split(split))

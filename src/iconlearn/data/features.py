@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import math
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._validation import check_array, did_you_mean
 from . import cache
 from .datasets import DataMissingError, Dataset, hidden, load_dataset
 
@@ -52,7 +54,8 @@ def resolve_encoder(name: str | None, kind: str) -> str:
         return DEFAULT_ENCODER[kind]
     name = ALIASES.get(str(name).lower(), str(name).lower())
     if name not in ENCODERS:
-        raise ValueError(f"unknown encoder {name!r}; choose one of {list(ENCODERS)} (or 'auto')")
+        raise ValueError(f"unknown encoder {name!r}{did_you_mean(name, ENCODERS)}; choose one of {list(ENCODERS)} "
+                         "(or 'auto')")
     if kind == "text" and name != "minilm":
         raise ValueError(f"text datasets need encoder 'minilm', got {name!r}")
     if kind != "text" and name == "minilm":
@@ -210,6 +213,8 @@ def extract_features(dataset: str, encoder: str | None = "auto", split: str = "a
     """
     ds = load_dataset(dataset, split)
     enc = resolve_encoder(encoder, ds.kind)
+    if not isinstance(n_views, int) or n_views < 0:
+        raise ValueError(f"n_views must be a whole number >= 0, got {n_views!r}")
     if n_views and enc not in ("efficientnet-lite0", "pixels") or (n_views and ds.kind != "image"):
         raise ValueError(f"augmented views need an image dataset and an image encoder, got {dataset!r} with {enc!r}")
     model = None
@@ -259,24 +264,90 @@ def _augmenter(ds: Dataset, size: int, seed: int):
     return lambda x: aug(x, generator=gen)
 
 
+# names under which an .npz archive may hold the features or the labels, when it holds several arrays
+NPZ_NAMES = {"features": ("X", "x", "features", "data", "embeddings"), "labels": ("y", "labels", "label", "target")}
+
+
+def read_array(path, what: str = "features") -> np.ndarray:
+    """The array in a user's file, whatever its format: ``.npy``; ``.npz`` (its only array, or the
+    one named as in :data:`NPZ_NAMES`); or a text table (CSV, TSV, ``;`` or space separated, with
+    or without a header line; ``#`` comments). Pickled (object) arrays are refused: loading them
+    can run code. ``ValueError`` / ``FileNotFoundError`` say what is wrong with the file."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"the {what} path {str(p)!r} is a folder; give a .npy, .npz or CSV file")
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} file not found: {p}")
+    with open(p, "rb") as f:
+        head = f.read(8)
+    try:
+        if head.startswith(b"\x93NUMPY"):
+            return np.load(p, allow_pickle=False)
+        if head.startswith(b"PK\x03\x04"):
+            return _read_npz(p, what)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "pickle" in str(exc).lower():
+            raise ValueError(f"{p} holds Python objects (a pickled array), which iconlearn does not load because "
+                             f"unpickling can run code; save plain numbers instead: np.save(path, np.asarray(X, "
+                             f"dtype=np.float32))") from None
+        raise ValueError(f"{p} is not a readable .npy/.npz file: {exc}") from None
+    return _read_table(p, what)
+
+
+def _read_npz(p: Path, what: str) -> np.ndarray:
+    with np.load(p, allow_pickle=False) as z:
+        names = list(z.files)
+        name = names[0] if len(names) == 1 else next((n for n in NPZ_NAMES[what] if n in names), None)
+        if name is None:
+            raise ValueError(f"{p} holds {len(names)} arrays {names}, and none is named "
+                             f"{' or '.join(NPZ_NAMES[what][:2])}; save the {what} alone or under that name")
+        return z[name]
+
+
+def _read_table(p: Path, what: str) -> np.ndarray:
+    """A CSV or other delimited text table; labels may be words (class names)."""
+    try:
+        lines = [ln for ln in p.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    except UnicodeDecodeError:
+        raise ValueError(f"{p} is neither a .npy/.npz array nor a text table (CSV); save the {what} with "
+                         "np.save(path, X)") from None
+    if not lines:
+        raise ValueError(f"{p} holds no {what} (the file is empty)")
+    delimiter = next((d for d in (",", "\t", ";") if d in lines[0]), None)  # None: any whitespace
+
+    def numbers(line: str) -> bool:
+        try:
+            [float(c.strip().strip('"')) for c in line.split(delimiter)]
+            return True
+        except ValueError:
+            return False
+
+    header = not numbers(lines[0]) and (len(lines) == 1 or numbers(lines[1]))
+    rows = lines[1:] if header else lines
+    try:
+        return np.loadtxt(rows, delimiter=delimiter, quotechar='"', ndmin=2)
+    except ValueError as exc:
+        if what == "labels":  # class names
+            return np.loadtxt(rows, delimiter=delimiter, quotechar='"', dtype=str, ndmin=2)
+        raise ValueError(f"{p} is not a table of numbers: {' '.join(str(exc).split())}") from None
+
+
 def load_features(features, labels=None):
-    """User-supplied features (``.npy`` path or array) and optional labels, checked.
+    """User-supplied features (a path to a file :func:`read_array` reads, or an array) and optional
+    labels, checked.
 
     Returns float32 (N x D) features and int64 labels (or None).
     """
-    X = np.load(features, allow_pickle=False) if isinstance(features, (str, bytes)) or hasattr(features, "__fspath__") else features
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"features must be a 2-D array (N x D), got shape {X.shape}")
-    if not np.issubdtype(X.dtype, np.number):
-        raise ValueError(f"features must be numeric, got dtype {X.dtype}")
-    X = X.astype(np.float32)
-    if not np.isfinite(X).all():
-        raise ValueError("features contain NaN or Inf values")
+    X = read_array(features, "features") if isinstance(features, (str, bytes)) or hasattr(features, "__fspath__") else features
+    X = check_array(X, "features")
     y = None
     if labels is not None:
-        y = np.load(labels, allow_pickle=False) if isinstance(labels, (str, bytes)) or hasattr(labels, "__fspath__") else labels
-        y = np.asarray(y).ravel()
+        y = read_array(labels, "labels") if isinstance(labels, (str, bytes)) or hasattr(labels, "__fspath__") else labels
+        y = np.asarray(y)
+        if y.ndim == 2 and 1 in y.shape:  # a column or a row of labels
+            y = y.ravel()
+        if y.ndim != 1:
+            raise ValueError(f"labels must be one label per row of the features (1-D), got shape {y.shape}")
         if len(y) != len(X):
             raise ValueError(f"labels have length {len(y)} but features have {len(X)} rows")
         if not np.issubdtype(y.dtype, np.integer):

@@ -21,23 +21,20 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.base import ClusterMixin
 from torch import Tensor
 
 from .. import _validation as V
 from ..neighbors import knn
-from .base import Estimator, Timer, check_array
+from .base import Clusterer, Timer, resolve_seed
 from .clustering import HeadClusterer, IConClustering, normalize_features
 
 _EPS = 1e-8
 
 
-class _Classic(ClusterMixin, Estimator):
+class _Classic(Clusterer):
     def _check(self, X) -> np.ndarray:
-        X = check_array(X)
-        V.check_int(self.n_clusters, "n_clusters", 2)
-        if X.shape[0] < self.n_clusters:
-            raise ValueError(f"fewer points than clusters: n={X.shape[0]} < n_clusters={self.n_clusters}")
+        X = self._validate(X, reset=True)
+        self._check_n_clusters(len(X))
         return X
 
     def fit_predict(self, X, y=None, views=None) -> np.ndarray:
@@ -56,15 +53,14 @@ class KMeansClustering(_Classic):
         timer = Timer()
         X = self._check(X)
         Xn, self.norm_stats_ = normalize_features(X, self.normalize)
-        self.model_ = KMeans(self.n_clusters, n_init=self.n_init, random_state=self.random_state).fit(Xn)
+        self.model_ = KMeans(self.n_clusters, n_init=self.n_init, random_state=resolve_seed(self.random_state)).fit(Xn)
         self.labels_ = self.model_.labels_
-        self.n_features_in_ = X.shape[1]
         self.fit_time_ = timer.elapsed()
         return self
 
     def predict(self, X) -> np.ndarray:
         self._check_fitted("model_")
-        return self.model_.predict(normalize_features(self._check_features(X), self.normalize, self.norm_stats_)[0])
+        return self.model_.predict(normalize_features(self._validate(X), self.normalize, self.norm_stats_)[0])
 
 
 class SpectralClusteringBaseline(_Classic):
@@ -79,14 +75,16 @@ class SpectralClusteringBaseline(_Classic):
         timer = Timer()
         X = self._check(X)
         n = X.shape[0]
+        if self.n_clusters == 1:  # the trivial answer, as scikit-learn's KMeans gives
+            self.labels_, self.fit_time_ = np.zeros(n, dtype=np.int64), timer.elapsed()
+            return self
         V.check_int(self.n_neighbors, "n_neighbors", 1, n - 1)
         _, idx = knn(X, self.n_neighbors, metric="cosine")
         A = sp.csr_matrix((np.ones(idx.size), (np.repeat(np.arange(n), idx.shape[1]), idx.ravel())), shape=(n, n))
         A = ((A + A.T) > 0).astype(np.float64)
         model = SpectralClustering(self.n_clusters, affinity="precomputed", assign_labels="cluster_qr",
-                                   random_state=self.random_state)
+                                   random_state=resolve_seed(self.random_state))
         self.labels_ = model.fit_predict(A)
-        self.n_features_in_ = X.shape[1]
         self.fit_time_ = timer.elapsed()
         return self
 

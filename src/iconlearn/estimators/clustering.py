@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.base import ClusterMixin
 from torch import Tensor
 
 from .. import _validation as V
@@ -34,7 +33,7 @@ from ..nn import MultiHead, keep_heads
 from ..supervisory.graph import knn_matrix, restrict_to_batch, walk_matrix
 from ..supervisory.pairs import same_group_targets
 from ..supervisory.transforms import mix
-from .base import Estimator, Timer, check_array, draw_seed, resolve_device, resolve_seed
+from .base import Clusterer, Timer, draw_seed, resolve_device, resolve_seed
 from .kmeans_init import kmeans_heads
 
 
@@ -95,7 +94,7 @@ def sample_rows(W: sp.csr_matrix, rows: np.ndarray, m: int, rng: np.random.Gener
     return W.indices[pos]
 
 
-class HeadClusterer(ClusterMixin, Estimator):
+class HeadClusterer(Clusterer):
     """Shared harness: multi-head training on frozen features with kNN-neighbour batches.
 
     Subclasses set ``_needs_target`` and implement :meth:`_head_losses` returning (H,) losses.
@@ -109,9 +108,7 @@ class HeadClusterer(ClusterMixin, Estimator):
     prune_steps = 50  # optimiser steps (whole epochs) after which the n_heads lowest-loss heads go on
 
     def _check_params(self, n: int) -> None:
-        V.check_int(self.n_clusters, "n_clusters", 2)
-        if n < self.n_clusters:
-            raise ValueError(f"fewer points than clusters: n={n} < n_clusters={self.n_clusters}")
+        self._check_n_clusters(n)
         V.check_int(self.n_neighbors, "n_neighbors", 0)
         if self.n_neighbors >= n:
             raise ValueError(f"n_neighbors must be smaller than the number of points: k={self.n_neighbors}, n={n}")
@@ -145,7 +142,7 @@ class HeadClusterer(ClusterMixin, Estimator):
 
     # ------------------------------------------------------------------ data
     def _prepare(self, X, views):
-        X = check_array(X)
+        X = self._validate(X, reset=True)
         n = X.shape[0]
         self._has_views = views is not None
         if views is not None:
@@ -154,7 +151,7 @@ class HeadClusterer(ClusterMixin, Estimator):
                 views = views[None]
             if views.ndim != 3 or views.shape[1:] != X.shape:
                 raise ValueError(f"views must be (n_views x N x D) matching X {X.shape}, got shape {views.shape}")
-            views = check_array(views.reshape(-1, X.shape[1]), "views").reshape(views.shape)
+            views = self._validate(views.reshape(-1, X.shape[1]), "views").reshape(views.shape)
         self._check_params(n)
         Xn, self.norm_stats_ = normalize_features(X, self.normalize)
         Vn = None if views is None else np.stack([normalize_features(v, self.normalize, self.norm_stats_)[0] for v in views])
@@ -220,6 +217,8 @@ class HeadClusterer(ClusterMixin, Estimator):
     def fit(self, X, y=None, views=None):
         """Train the heads on features X (N x D); ``views`` (n_views x N x D) are features of
         augmented copies (optional). ``y`` is ignored (present for the scikit-learn API)."""
+        if self.n_clusters == 1:  # the trivial answer, as scikit-learn's KMeans gives: no graph, no training
+            return self._fit_one_cluster(X)
         timer = Timer()
         X_raw, Xn, Vn, W = self._prepare(X, views)
         device = resolve_device(self.device)
@@ -292,6 +291,17 @@ class HeadClusterer(ClusterMixin, Estimator):
             n_batches += 1
         return (running / max(n_batches, 1)).cpu().numpy()
 
+    def _fit_one_cluster(self, X):
+        """n_clusters=1: every point in cluster 0, by a head with one output (softmax 1 everywhere)."""
+        X = self._validate(X, reset=True)
+        self._check_n_clusters(len(X))
+        _, self.norm_stats_ = normalize_features(X, self.normalize)
+        self.heads_ = MultiHead(X.shape[1], 1, 1, 0, generator=torch.Generator().manual_seed(0)).eval()
+        self.best_head_, self.head_losses_, self.loss_history_ = 0, np.zeros(1), np.zeros((0, 1))
+        self.device_, self.fit_time_ = torch.device("cpu"), 0.0
+        self.labels_ = np.zeros(len(X), dtype=np.int64)
+        return self
+
     def _init_state(self, device) -> None:
         pass
 
@@ -305,16 +315,16 @@ class HeadClusterer(ClusterMixin, Estimator):
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def heads_proba(self, X) -> np.ndarray:
-        """Soft cluster assignments of every kept head (n_heads x N x n_clusters); ``best_head_``
-        indexes the selected one."""
+        """Soft cluster assignments of every kept head (n_heads x N x n_clusters, float64, as
+        scikit-learn's GaussianMixture); ``best_head_`` indexes the selected one."""
         self._check_fitted("heads_")
-        X = self._check_features(X)
+        X = self._validate(X)
         Xn, _ = normalize_features(X, self.normalize, self.norm_stats_)
         out = []
         for s in range(0, len(Xn), 8192):
             xb = torch.as_tensor(Xn[s:s + 8192], device=self.device_)
             out.append(self._assign(self.heads_(xb), teacher=False).float().cpu())
-        return torch.cat(out, 1).numpy()
+        return torch.cat(out, 1).double().numpy()
 
     def predict_proba(self, X) -> np.ndarray:
         """Soft cluster assignments (N x n_clusters) of the selected head."""
@@ -332,7 +342,8 @@ class IConClustering(HeadClusterer):
     likelihood, both debiased; several heads, the lowest-loss one kept.
 
     Args:
-        n_clusters: number of clusters (>= 2).
+        n_clusters: number of clusters (1 puts every point in cluster 0 without training, as
+            scikit-learn's KMeans does).
         n_neighbors: k of the cosine kNN graph (paper: 3); 0 uses augmented views only.
         walks: how many extra steps the walks on the kNN graph take after the first: 0 gives
             p = P (neighbours only), 1 gives P + P^2 (paper: 1), 3 (default) gives P + ... + P^4.

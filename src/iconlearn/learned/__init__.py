@@ -12,14 +12,22 @@ from .kernels import (
     GaussianKernel,
     Kernel,
     LaplacianKernel,
+    LeakKernel,
+    LearnableStudentTKernel,
+    NormalizedKernel,
+    PointClusterKernel,
+    ProductKernel,
+    SliceKernel,
     StudentTKernel,
     SumKernel,
     compute_dtype,
+    kernel_infonce_kernel,
     masked_log_softmax,
 )
 
 __all__ = [
     "ClusterLikelihood", "cluster_log_q", "ConcatSumKernel", "CosineKernel", "DotKernel",
     "ExponentialKernel", "GaussianKernel", "Kernel", "LaplacianKernel", "StudentTKernel", "SumKernel",
-    "masked_log_softmax", "sq_distances", "smooth_log_q", "compute_dtype",
+    "masked_log_softmax", "sq_distances", "smooth_log_q", "compute_dtype", "LeakKernel", "LearnableStudentTKernel",
+    "NormalizedKernel", "PointClusterKernel", "ProductKernel", "SliceKernel", "kernel_infonce_kernel",
 ]

@@ -1,21 +1,22 @@
-"""Contrastive losses as I-Con (Theorems 3-4, Corollary 1): p from known positives (the other view,
-the same label, the partner in the other modality, the true class), q a kernel on the embeddings
-normalised over the batch's candidates."""
+"""Contrastive and supervised losses as I-Con (Theorems 3-4, Corollary 1): p from known positives
+(the other view, the same label, the partner in the other modality, the true class, the regression
+target), q a kernel on the embeddings normalised over the batch's candidates."""
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from .. import _validation as V
-from ..core import SparseRows, icon_loss
-from ..learned import ConcatSumKernel, CosineKernel, DotKernel, ExponentialKernel, Kernel, SumKernel, compute_dtype
+from ..core import DIVERGENCES, SparseRows, gaussian_icon_loss, icon_divergence, icon_loss
+from ..learned import CosineKernel, DotKernel, Kernel, PointClusterKernel, compute_dtype, kernel_infonce_kernel
 from ..learned import masked_log_softmax
 from ..supervisory import augmentation_targets, cross_modal_targets, has_positive, same_group_targets
-from ._batch import BatchLoss, own_columns, zero_loss
+from ._batch import BatchLoss, check_assignments, own_columns, zero_loss
 
-__all__ = ["InfoNCE", "KernelInfoNCE", "SupCon", "CLIPLoss", "CrossEntropyICon"]
+__all__ = ["InfoNCE", "KernelInfoNCE", "InfoNCEClustering", "SupCon", "CLIPLoss", "CrossEntropyICon", "MSEICon"]
 
 
 class InfoNCE(BatchLoss):
@@ -24,77 +25,110 @@ class InfoNCE(BatchLoss):
     p(j|i): uniform over the other view of the same item; q(j|i) ∝ exp(cos(z_i, z_j) / tau) over
     all 2N views but the anchor itself. Mean over the 2N anchors. ``loss(z1, z2)``.
 
+    ``kernel`` replaces the cosine kernel by any :class:`iconlearn.learned.Kernel` (e.g. a composed
+    one, ``ExponentialKernel(1.0) + ExponentialKernel(2.0)``, or a ``LearnableStudentTKernel``, whose
+    parameters this module then holds); ``divergence`` compares p and q by another divergence of
+    :func:`iconlearn.core.icon_divergence` instead of KL.
+
     Examples:
         >>> loss = InfoNCE(temperature=0.5)
         >>> loss(model(aug(x)), model(aug(x)))   # two views of the same N items, N x D each
     """
 
-    def __init__(self, temperature: float = 0.5, gather_distributed: bool = False):
+    def __init__(self, temperature: float = 0.5, gather_distributed: bool = False, *, kernel: Kernel | None = None,
+                 divergence: str = "kl"):
         super().__init__(gather_distributed)
         self.temperature = V.check_positive(temperature, "temperature")
-        self.kernel = self._make_kernel()
+        if divergence not in DIVERGENCES:
+            raise ValueError(f"divergence must be one of {DIVERGENCES}, got {divergence!r}")
+        if kernel is not None and not isinstance(kernel, Kernel):
+            raise ValueError(f"kernel must be an iconlearn.learned.Kernel, got {type(kernel).__name__}")
+        self.divergence = divergence
+        self.kernel = self._make_kernel() if kernel is None else kernel
 
     def _make_kernel(self) -> Kernel:
         return CosineKernel(self.temperature)
 
-    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
+    def _batch(self, z1: Tensor, z2: Tensor) -> tuple[SparseRows, Tensor, Tensor, Tensor]:
+        """(p over the global columns for this rank's rows, anchors, candidates, the anchors' own columns)."""
         anchors, candidates, own = self._two_views(z1, z2)
         p = augmentation_targets(candidates.shape[0] // 2, 2, device=z1.device, dtype=compute_dtype(z1))
-        p = SparseRows(p.values[own], p.indices[own])  # this rank's rows, over the global columns
-        return icon_loss(p, self.kernel(anchors, candidates, exclude=own))
+        return SparseRows(p.values[own], p.indices[own]), anchors, candidates, own
+
+    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
+        p, anchors, candidates, own = self._batch(z1, z2)
+        return icon_divergence(p, self.kernel(anchors, candidates, exclude=own), self.divergence)
 
 
 class KernelInfoNCE(InfoNCE):
     """Kernel-InfoNCE (Tan et al., "Contrastive learning is spectral clustering on similarity
-    graph"): InfoNCE's p with q(j|i) ∝ k(z_i, z_j) for exponential kernels
+    graph", section 6): InfoNCE's p with q(j|i) ∝ k(z_i, z_j) for exponential kernels
 
         k(x, y) = exp(-||x - y||^gamma / tau)      (gamma = 2 Gaussian, gamma = 1 Laplacian)
 
-    on L2-normalised embeddings, or their mixtures:
+    on L2-normalised embeddings, or their mixtures of ``gammas`` (default Laplacian + Gaussian, each at
+    ``temperatures``, default ``temperature``), in one of two forms:
 
-    * ``mixture="sum"``: sum_m w_m exp(-||x - y||^gamma_m / tau_m) on the whole embedding;
-    * ``mixture="concat"``: sum_m exp(-||x[S_m] - y[S_m]||^gamma_m / tau_m), each kernel on its own
-      slice S_m of the (normalised) embedding (``sizes``; even split by default).
+    * ``form="kernel"`` (the paper's equations): one softmax over the mixture kernel,
 
-    ``gammas`` / ``temperatures`` / ``weights`` configure the mixture components (default:
-    Laplacian + Gaussian, both at ``temperature``). Same call as InfoNCE: ``loss(z1, z2)``.
+      - ``mixture="sum"``: k = sum_m w_m exp(-||x - y||^gamma_m / tau_m) on the whole embedding;
+      - ``mixture="concat"``: k = sum_m w_m exp(-||x[S_m] - y[S_m]||^gamma_m / tau_m), each kernel on
+        its own slice S_m (``sizes``; even split by default) of the normalised embedding;
+
+      ``weights`` w_m default to 1.
+    * ``form="loss"`` (how the authors' code trains them): a weighted sum of separate InfoNCE losses,
+      one softmax per kernel, L = sum_m w_m L_m; with the default weights (1/2, 1/2) and
+      gammas (gamma, 2) this is their lambda L_gamma + (1 - lambda) L_2 at lambda = 1/2:
+
+      - ``mixture="sum"``: every L_m on the whole embedding (their ``loss_type="sum"``);
+      - ``mixture="concat"``: L_m on slice S_m (their ``loss_type="product"``, for which they double
+        the projection width so that each slice keeps a single kernel's width).
+
+    Both forms share one kernel definition (:func:`iconlearn.learned.kernel_infonce_kernel`, also
+    used by :mod:`iconlearn.analysis.spectral`): the whole embedding is L2-normalised, then sliced.
+    Same call as InfoNCE: ``loss(z1, z2)``.
 
     Examples:
-        >>> KernelInfoNCE(gamma=1.0, temperature=0.5)(z1, z2)         # Laplacian kernel
-        >>> KernelInfoNCE(mixture="concat", gammas=(1, 2))(z1, z2)    # Laplacian + Gaussian slices
+        >>> KernelInfoNCE(gamma=1.0, temperature=0.5)(z1, z2)                  # Laplacian kernel
+        >>> KernelInfoNCE(mixture="concat", gammas=(1, 2))(z1, z2)             # one softmax, two slices
+        >>> KernelInfoNCE(mixture="sum", form="loss", weights=(0.7, 0.3))(z1, z2)   # 0.7 L_1 + 0.3 L_2
     """
 
     mixtures = (None, "sum", "concat")
+    forms = ("kernel", "loss")
 
     def __init__(self, gamma: float = 1.0, temperature: float = 0.5, mixture: str | None = None,
                  gammas: Sequence[float] = (1.0, 2.0), temperatures: Sequence[float] | None = None,
                  weights: Sequence[float] | None = None, sizes: Sequence[int] | None = None,
-                 normalize_inputs: bool = True, gather_distributed: bool = False):
+                 normalize_inputs: bool = True, gather_distributed: bool = False, form: str = "kernel",
+                 divergence: str = "kl"):
         if mixture not in self.mixtures:
             raise ValueError(f"mixture must be one of {self.mixtures}, got {mixture!r}")
+        if form not in self.forms:
+            raise ValueError(f"form must be one of {self.forms}, got {form!r}")
+        if form == "loss" and mixture is None:
+            raise ValueError("form='loss' weighs the losses of a mixture's kernels: set mixture='sum' or 'concat'")
         self.gamma = V.check_positive(gamma, "gamma")
-        self.mixture = mixture
+        self.mixture, self.form = mixture, form
         self.gammas = [V.check_positive(g, "gammas") for g in gammas]
         temps = [temperature] * len(self.gammas) if temperatures is None else list(temperatures)
         self.temperatures = [V.check_positive(t, "temperatures") for t in temps]
         if mixture is not None and (len(self.gammas) < 2 or len(self.temperatures) != len(self.gammas)):
             raise ValueError(f"a mixture needs >= 2 gammas and one temperature per gamma, got gammas={list(gammas)}"
                              f" temperatures={temps}")
-        if weights is not None and (len(weights) != len(self.gammas) or any(w <= 0 for w in weights)):
+        if weights is not None and (len(weights) != len(self.gammas) or any(not w > 0 for w in weights)):
             raise ValueError(f"weights must be {len(self.gammas)} positive numbers, got {list(weights)}")
         if sizes is not None and (len(sizes) != len(self.gammas) or any(int(s) < 1 for s in sizes)):
             raise ValueError(f"sizes must be {len(self.gammas)} positive slice widths, got {list(sizes)}")
         self.weights, self.sizes, self.normalize_inputs = weights, sizes, normalize_inputs
-        super().__init__(temperature, gather_distributed)
+        self.loss_weights = None
+        if form == "loss":
+            self.loss_weights = [1.0 / len(self.gammas)] * len(self.gammas) if weights is None else list(weights)
+        super().__init__(temperature, gather_distributed, divergence=divergence)
 
     def _make_kernel(self) -> Kernel:
-        if self.mixture is None:
-            return ExponentialKernel(self.gamma, self.temperature, self.normalize_inputs)
-        parts = [ExponentialKernel(g, t, self.mixture == "sum" and self.normalize_inputs)
-                 for g, t in zip(self.gammas, self.temperatures)]
-        if self.mixture == "sum":
-            return SumKernel(parts, self.weights)
-        return ConcatSumKernel(parts, self.sizes, normalize_inputs=self.normalize_inputs)
+        return kernel_infonce_kernel(self.gamma, self.temperature, self.mixture, self.gammas, self.temperatures,
+                                     self.weights if self.form == "kernel" else None, self.sizes, self.normalize_inputs)
 
     def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
         if self.mixture == "concat":
@@ -104,7 +138,37 @@ class KernelInfoNCE(InfoNCE):
             if width != z1.shape[1] or z1.shape[1] < k:
                 raise ValueError(f"concat mixture: slice sizes {self.sizes} must add up to the embedding dimension"
                                  f" {z1.shape[1]} (and it must be >= {k})")
-        return super().forward(z1, z2)
+        if self.form == "kernel":
+            return super().forward(z1, z2)
+        p, anchors, candidates, own = self._batch(z1, z2)
+        return sum(w * icon_divergence(p, k(anchors, candidates, exclude=own), self.divergence)
+                   for w, k in zip(self.loss_weights, self.kernel.kernels))
+
+
+class InfoNCEClustering(InfoNCE):
+    """The "InfoNCE clustering" row of I-Con Table 1 (new in that paper): InfoNCE's p, uniform over
+    the other view of each item, with the shared cluster likelihood *by point* as q,
+
+        q(j|i) = phi_i . phi_j / sum_{k != i} phi_i . phi_k,
+
+    phi the soft cluster assignments of the 2N views (the denominator is the expected size of x_i's
+    cluster; :class:`iconlearn.learned.PointClusterKernel`). ``loss(probs1, probs2)``: the two views'
+    assignments (N x C each, rows on the simplex).
+
+    Examples:
+        >>> InfoNCEClustering()(head(f(aug(x))).softmax(1), head(f(aug(x))).softmax(1))
+    """
+
+    def __init__(self, gather_distributed: bool = False, divergence: str = "kl"):
+        super().__init__(1.0, gather_distributed, divergence=divergence)
+
+    def _make_kernel(self) -> Kernel:
+        return PointClusterKernel()
+
+    def forward(self, probs1: Tensor, probs2: Tensor) -> Tensor:
+        check_assignments(probs1, "probs1")
+        check_assignments(probs2, "probs2")
+        return super().forward(probs1, probs2)
 
 
 class SupCon(BatchLoss):
@@ -197,3 +261,31 @@ class CrossEntropyICon(nn.Module):
             raise ValueError(f"labels must lie in [0, {n_classes}), got values in [{labels.min()}, {labels.max()}]")
         p = SparseRows(torch.ones(len(labels), 1, dtype=log_q.dtype, device=log_q.device), labels.view(-1, 1).long())
         return icon_loss(p, log_q)
+
+
+class MSEICon(nn.Module):
+    """Least-squares regression as I-Con, the "Mean Squared Error" of I-Con section 3.2: the points j
+    are values in a continuous space X = R^d (eq. 3.1.1's integral), p(.|i) = N(y_i, sigma^2 I) around
+    the target and q(.|i) = N(f(x_i), sigma^2 I) around the prediction, so
+
+        KL(p(.|i) || q(.|i)) = ||y_i - f(x_i)||^2 / (2 sigma^2)
+
+    (:func:`iconlearn.core.gaussian_icon_loss`). The default sigma^2 = 1/2 gives mean_i ||y_i - f(x_i)||^2,
+    i.e. ``d * F.mse_loss``. (p may also be a point mass at y_i: the KL then differs by the constant
+    -H(p), and the gradients are the same.) ``loss(predictions, targets)``, (B,) or (B x d).
+
+    Examples:
+        >>> MSEICon()(net(x), y)      # == ((net(x) - y) ** 2).sum(1).mean()
+    """
+
+    def __init__(self, sigma: float = math.sqrt(0.5)):
+        super().__init__()
+        self.sigma = V.check_positive(sigma, "sigma")
+
+    def forward(self, predictions: Tensor, targets: Tensor) -> Tensor:
+        pred = predictions[:, None] if predictions.ndim == 1 else predictions
+        tgt = targets[:, None] if targets.ndim == 1 else targets
+        V.check_embeddings(pred, "predictions")
+        V.check_embeddings(tgt if tgt.is_floating_point() else tgt.to(pred.dtype), "targets")
+        V.check_same_shape(pred, tgt, "predictions", "targets")
+        return gaussian_icon_loss(tgt, pred, self.sigma)

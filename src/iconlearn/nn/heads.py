@@ -52,7 +52,7 @@ class MultiHead(nn.Module):
                  generator: torch.Generator | None = None, cosine: bool = False):
         super().__init__()
         V.check_int(in_dim, "in_dim", 1)
-        V.check_int(n_clusters, "n_clusters", 2)
+        V.check_int(n_clusters, "n_clusters", 1)
         V.check_int(n_heads, "n_heads", 1)
         V.check_int(hidden, "hidden", 0)
         self.in_dim, self.n_clusters, self.n_heads, self.hidden, self.cosine = in_dim, n_clusters, n_heads, hidden, cosine

@@ -7,12 +7,13 @@ parsed as YAML) are applied on top of the file, e.g. ``method.temperature=0.2``.
 from __future__ import annotations
 
 import copy
-import difflib
 import math
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .._validation import did_you_mean
 
 __all__ = ["SCHEMA", "METHODS", "KERNELS", "default_config", "load_config", "validate_config", "apply_overrides",
            "ConfigError"]
@@ -72,6 +73,9 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "name": (_STR, "simclr", METHODS),
         "kernel": (_STR + "?", None, tuple(KERNELS)),
         "gamma": (_FLOAT, 2.0, None),
+        # Kernel-InfoNCE mixtures: one softmax over the summed kernel (the paper) or lambda L_1 + (1 - lambda) L_2 (the authors' code)
+        "mixture_form": (_STR, "kernel", ("kernel", "loss")),
+        "mixture_lambda": (_FLOAT, 0.5, None),  # weight of the Laplacian part (loss form: of its loss)
         "temperature": (_FLOAT, 0.5, None),
         "ema_decay": (_FLOAT + "?", None, None),  # MoCo v3 teacher when set
         "queue_size": (_INT, 0, None),  # MoCo queue of teacher (or own) keys as extra negatives
@@ -113,11 +117,6 @@ SCHEMA: dict[str, dict[str, tuple]] = {
 
 def default_config() -> dict:
     return {s: {k: copy.deepcopy(v[1]) for k, v in keys.items()} for s, keys in SCHEMA.items()}
-
-
-def _suggest(name: str, options) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _check_type(key: str, value: Any, typ: str) -> Any:
@@ -169,7 +168,7 @@ def validate_config(raw: dict) -> dict:
     cfg = default_config()
     for section, values in raw.items():
         if section not in SCHEMA:
-            raise ConfigError(f"unknown config section {section!r}{_suggest(section, SCHEMA)}; "
+            raise ConfigError(f"unknown config section {section!r}{did_you_mean(section, SCHEMA)}; "
                               f"sections are {sorted(SCHEMA)}")
         if values is None:
             continue
@@ -178,13 +177,13 @@ def validate_config(raw: dict) -> dict:
         for key, value in values.items():
             name = f"{section}.{key}"
             if key not in SCHEMA[section]:
-                raise ConfigError(f"unknown config key {name!r}{_suggest(key, SCHEMA[section])}; "
+                raise ConfigError(f"unknown config key {name!r}{did_you_mean(key, SCHEMA[section])}; "
                                   f"keys of {section!r} are {sorted(SCHEMA[section])}")
             typ, _, choices = SCHEMA[section][key]
             value = _check_type(name, value, typ)
             if choices is not None and value is not None and value not in choices:
                 raise ConfigError(f"config key {name!r} must be one of {list(choices)}, got {value!r}"
-                                  f"{_suggest(str(value), choices)}")
+                                  f"{did_you_mean(value, choices)}")
             cfg[section][key] = value
     _check_values(cfg)
     return cfg
@@ -212,6 +211,11 @@ def _check_values(cfg: dict) -> None:
     m = cfg["method"]
     if m["ema_decay"] is not None and not 0 <= m["ema_decay"] < 1:
         raise ConfigError(f"config key 'method.ema_decay' must lie in [0, 1), got {m['ema_decay']}")
+    if not 0 < m["mixture_lambda"] < 1:
+        raise ConfigError(f"config key 'method.mixture_lambda' must lie in (0, 1), got {m['mixture_lambda']}")
+    if m["mixture_form"] == "loss" and m["kernel"] not in ("sum", "concat"):
+        raise ConfigError("config key 'method.mixture_form' = 'loss' weighs the losses of a mixture: "
+                          "set 'method.kernel' to 'sum' or 'concat'")
     if m["name"] == "kernel_infonce" and m["kernel"] is None:
         raise ConfigError(f"method 'kernel_infonce' needs 'method.kernel', one of {list(KERNELS)}")
     if m["kernel"] is not None and m["name"] != "kernel_infonce":
@@ -259,9 +263,11 @@ def load_config(path=None, overrides=None) -> dict:
     if path is not None:
         p = Path(path)
         if not p.is_file():
-            raise FileNotFoundError(f"config file {str(p)!r} does not exist")
+            raise FileNotFoundError(f"config file {str(p)!r} {'is a folder' if p.is_dir() else 'does not exist'}")
         try:
             raw = yaml.safe_load(p.read_text()) or {}
+        except UnicodeDecodeError:
+            raise ConfigError(f"{p} is not a YAML text file") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p} is not valid YAML: {exc}") from None
     return validate_config(apply_overrides(raw, overrides))

@@ -29,8 +29,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from .. import _validation as V
-from .._files import atomic_write
-from .._runtime import resolve_device, torch_threads
+from .._files import atomic_write, check_writable_dir
+from .._runtime import Interrupted, resolve_device, stop_on_sigint, torch_threads
 from ..data.augment import SimCLRAugment
 from ..nn.ema import EMA
 from ..nn.encoders import ContrastiveModel, ProjectionHead, SmallResNet, feature_dim
@@ -184,22 +184,35 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
-def _write_log(path: Path, rows: list, keep_until: int | None = None) -> None:
-    if keep_until is not None and path.exists():  # a resumed run drops the rows after its checkpoint
+def _start_log(path: Path, fields: list, keep_until: int) -> None:
+    """``log.csv`` with a header and the rows of an earlier run up to step ``keep_until`` (the
+    checkpoint this run resumes from; 0 for a fresh start): the rows it logged after that step
+    are dropped, since this run logs those steps again."""
+    old = []
+    if path.exists():
         with open(path, newline="") as f:
-            old = [r for r in csv.DictReader(f) if int(r["step"]) <= keep_until]
-        rows = old + rows
-        mode = "w"
-    else:
-        mode = "a" if path.exists() else "w"
-    if not rows:
-        return
-    fields = list(rows[0].keys())
-    with open(path, mode, newline="") as f:
+            old = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) <= keep_until]
+    with atomic_write(path) as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        if mode == "w":
-            w.writeheader()
-        w.writerows(rows)
+        w.writeheader()
+        w.writerows(old)
+
+
+def _append_log(path: Path, row: dict) -> None:
+    with open(path, "a", newline="") as f:
+        csv.DictWriter(f, fieldnames=list(row), extrasaction="ignore").writerow(row)
+
+
+def _first_nonfinite(tree, name: str = "") -> str | None:
+    """The name of the first tensor in a nest of dicts / lists with a NaN or Inf, or None."""
+    if isinstance(tree, Tensor):
+        return name if tree.is_floating_point() and not bool(torch.isfinite(tree).all()) else None
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, (list, tuple)) else ()
+    for key, value in items:
+        found = _first_nonfinite(value, f"{name}.{key}" if name else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def pretrain(config, images=None, labels=None, *, model: nn.Module | None = None, callbacks=(),
@@ -220,6 +233,8 @@ def pretrain(config, images=None, labels=None, *, model: nn.Module | None = None
     """
     cfg = validate_config(config)
     t = cfg["train"]
+    if t["out_dir"]:  # before any work: a run that cannot save is found now, not after training
+        check_writable_dir(t["out_dir"], "train.out_dir folder")
     with torch_threads(t["threads"]):
         rank, world, local_rank, own_group = _init_distributed(t["device"])
         device = _device(t["device"], local_rank)
@@ -240,7 +255,9 @@ def _pretrain(cfg, images, labels, user_model, callbacks, resume, eval_data, ran
     saver = _Checkpointer(cfg, parts, rank, world, data.global_batch, device, callbacks)
     resume_from = _resume_path(resume, saver.path)
     start = _restore(resume_from, parts, data.global_batch, device) if resume_from is not None else 0
-    saver.keep_log_until = start
+    saver.keep_log_until = saver.saved_step = start
+    if resume_from is not None and rank == 0:
+        print(f"[iconlearn] resuming from {resume_from} at step {start} of {data.total}", flush=True)
     state = TrainState(start, data.total, data.steps_per_epoch, rank, world, parts.net, parts.optimizer, cfg)
     _train(state, parts, data, saver, callbacks, device)
     metrics = _evaluate(cfg, parts.net, data, eval_data, rank, device)
@@ -380,9 +397,9 @@ def _restore(path: Path, parts: _Components, global_batch: int, device) -> int:
 class _Checkpointer:
     """``out_dir/last.pt`` and ``out_dir/log.csv``: rank 0 writes both, every rank waits for it.
 
-    Log rows are kept in ``pending`` until the next checkpoint, so the log never runs ahead of the
-    checkpoint a resumed run starts from; the first write of a run drops the rows an earlier run
-    logged after ``keep_log_until`` (its resume step).
+    Log rows are appended as they come (a crash keeps them); the first row of a run drops the rows
+    an earlier run logged after ``keep_log_until`` (the step this run resumes from). A model or
+    optimiser state with NaN or Inf is never saved: the last good checkpoint (``saved_step``) stays.
     """
 
     def __init__(self, cfg, parts: _Components, rank, world, global_batch, device, callbacks):
@@ -391,25 +408,37 @@ class _Checkpointer:
         self.path = self.out_dir / "last.pt" if self.out_dir else None
         self.cfg, self.parts, self.rank, self.world = cfg, parts, rank, world
         self.global_batch, self.device, self.callbacks = global_batch, device, callbacks
-        self.pending: list = []
         self.keep_log_until: int | None = 0
+        self.saved_step = 0
+
+    def log(self, row: dict) -> None:
+        if self.out_dir is None or self.rank != 0:
+            return
+        path = self.out_dir / "log.csv"
+        if self.keep_log_until is not None:
+            _start_log(path, list(row), self.keep_log_until)
+            self.keep_log_until = None
+        _append_log(path, row)
 
     def save(self, state: TrainState) -> None:
         if self.path is None:
             return
+        p = self.parts
+        weights = {"model": p.net.state_dict(), "optimizer": p.optimizer.state_dict(),
+                   "teacher": p.teacher.module.state_dict() if p.teacher is not None else None,
+                   "queue": p.queue.state_dict() if p.queue is not None else None}
+        bad = _first_nonfinite(weights)  # every rank checks (they hold the same weights), so all stop together
+        if bad is not None:
+            kept = f"{self.path} (step {self.saved_step}) is kept" if self.path.exists() else "nothing was saved"
+            raise FloatingPointError(f"training diverged: {bad} holds NaN or Inf at step {state.step}, so no "
+                                     f"checkpoint was written; {kept}. Lower optim.lr or set optim.grad_clip")
         if self.rank == 0:
-            p = self.parts
             save_checkpoint({
-                "step": state.step, "config": self.cfg, "model": p.net.state_dict(),
-                "model_signature": model_signature(p.net), "optimizer": p.optimizer.state_dict(),
+                "step": state.step, "config": self.cfg, **weights, "model_signature": model_signature(p.net),
                 "scaler": p.scaler.state_dict() if p.scaler.is_enabled() else {},
-                "teacher": p.teacher.module.state_dict() if p.teacher is not None else None,
-                "queue": p.queue.state_dict() if p.queue is not None else None,
                 "rng": _rng_state(self.device), "global_batch": self.global_batch, "world_size": self.world,
             }, self.path)
-            _write_log(self.out_dir / "log.csv", self.pending, keep_until=self.keep_log_until)
-            self.keep_log_until = None
-            self.pending.clear()
+            self.saved_step = state.step
             for cb in self.callbacks:
                 cb.on_checkpoint(state, self.path)
         if self.world > 1:
@@ -418,7 +447,8 @@ class _Checkpointer:
 
 def _train(state: TrainState, parts: _Components, data: _Data, saver: _Checkpointer, callbacks, device) -> None:
     """Steps from ``state.step`` to ``state.total_steps`` (or until a callback stops), with logging, the
-    progress bar and periodic checkpoints; a last checkpoint at the end."""
+    progress bar and periodic checkpoints; a last checkpoint at the end. Ctrl-C finishes the current
+    step, saves, and raises :class:`~iconlearn._runtime.Interrupted` saying how to resume."""
     t = state.config["train"]
     start, total = state.step, state.total_steps
     for cb in callbacks:
@@ -433,39 +463,55 @@ def _train(state: TrainState, parts: _Components, data: _Data, saver: _Checkpoin
     parts.net.train()
     tick = time.perf_counter()
     t0 = tick
-    for step in range(start, total):
-        epoch, pos = divmod(step, data.steps_per_epoch)
-        if epoch != perm_epoch:  # the data order of epoch e is drawn from (seed, e)
-            perm = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(seed_of(t["seed"], epoch)))
-            perm, perm_epoch = perm.to(device), epoch
-        B, GB = data.batch_size, data.global_batch
-        idx = perm[pos * GB + state.rank * B: pos * GB + (state.rank + 1) * B]
-        loss_value, lr = _train_step(step, idx, state, parts, data, gen, device)
-        state.step = step + 1
-        logs = {"step": state.step, "epoch": round(state.step / data.steps_per_epoch, 4), "loss": loss_value, "lr": lr}
-        if state.step % t["log_every"] == 0 or state.step == total:
-            now = time.perf_counter()
-            logs["images_per_s"] = round(GB * min(t["log_every"], state.step - start) / max(now - tick, 1e-9), 1)
-            logs["elapsed_s"] = round(now - t0, 2)
-            tick = now
-            state.history.append(logs)
-            saver.pending.append(logs)
+    interrupted = False
+    with stop_on_sigint("saving a checkpoint after this step" if saver.path else "stopping after this step") as ctrl_c:
+        for step in range(start, total):
+            epoch, pos = divmod(step, data.steps_per_epoch)
+            if epoch != perm_epoch:  # the data order of epoch e is drawn from (seed, e)
+                perm = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(seed_of(t["seed"], epoch)))
+                perm, perm_epoch = perm.to(device), epoch
+            B, GB = data.batch_size, data.global_batch
+            idx = perm[pos * GB + state.rank * B: pos * GB + (state.rank + 1) * B]
+            loss_value, lr = _train_step(step, idx, state, parts, data, gen, device)
+            state.step = step + 1
+            interrupted = _any_rank(ctrl_c.is_set(), state.world_size, device)  # then this step is logged and saved
+            logs = {"step": state.step, "epoch": round(state.step / data.steps_per_epoch, 4), "loss": loss_value, "lr": lr}
+            if state.step % t["log_every"] == 0 or state.step == total or interrupted:
+                now = time.perf_counter()
+                logs["images_per_s"] = round(GB * min(t["log_every"], state.step - start) / max(now - tick, 1e-9), 1)
+                logs["elapsed_s"] = round(now - t0, 2)
+                tick = now
+                state.history.append(logs)
+                saver.log(logs)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.3g}")
             if bar is not None:
-                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.3g}")
-        if bar is not None:
-            bar.update(1)
-        for cb in callbacks:
-            cb.on_step_end(state, logs)
-        if t["ckpt_every"] and state.step % t["ckpt_every"] == 0 and state.step < total:
-            saver.save(state)
-        if state.stop:
-            break
+                bar.update(1)
+            for cb in callbacks:
+                cb.on_step_end(state, logs)
+            if t["ckpt_every"] and state.step % t["ckpt_every"] == 0 and state.step < total and not interrupted:
+                saver.save(state)
+            if state.stop or interrupted:
+                break
     if bar is not None:
         bar.close()
-    if state.step == total or state.stop:
+    if state.step == total or state.stop or interrupted:
         saver.save(state)
+    if interrupted:
+        saved = (f"{saver.path} and {saver.out_dir / 'log.csv'} saved; run it again with the same config and "
+                 f"out_dir to resume" if saver.path else "nothing saved (no train.out_dir)")
+        raise Interrupted(f"interrupted at step {state.step} of {total}: {saved}")
     for cb in callbacks:
         cb.on_train_end(state)
+
+
+def _any_rank(flag: bool, world: int, device) -> bool:
+    """``flag``, or when distributed whether any rank has it (so that every rank stops at the same step)."""
+    if world == 1:
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def _train_step(step: int, idx: Tensor, state: TrainState, parts: _Components, data: _Data, gen: torch.Generator,
@@ -491,6 +537,9 @@ def _train_step(step: int, idx: Tensor, state: TrainState, parts: _Components, d
         z, pred = parts.student(torch.cat([v1, v2]))  # projections, and the predictor's outputs (MoCo v3)
         k = teacher(torch.cat([v1, v2])) if teacher is not None else None
     z, pred = z.float(), pred.float()
+    if not bool(torch.isfinite(z).all()):
+        raise FloatingPointError(f"the model's outputs became NaN or Inf at step {step}: training diverged; lower "
+                                 "optim.lr or set optim.grad_clip")
     pred1, pred2 = pred.chunk(2)
     if teacher is not None:
         k1, k2 = k.float().chunk(2)

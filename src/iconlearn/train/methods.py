@@ -5,7 +5,9 @@ Every method takes the two views' projections of a batch and returns the I-Con l
 * ``simclr``: :class:`iconlearn.losses.InfoNCE` (Gaussian kernel on the sphere);
 * ``kernel_infonce``: :class:`iconlearn.losses.KernelInfoNCE` with the exponential kernels
   exp(-||x - y||^gamma / tau) of the Kernel-InfoNCE paper (Gaussian, Laplacian, any gamma, simple-sum
-  and concatenation-sum mixtures);
+  and concatenation-sum mixtures, the latter in either form: ``method.mixture_form`` ``kernel``, one
+  softmax over the mixture as the paper writes it, or ``loss``, lambda L_Laplace + (1 - lambda) L_Gauss
+  as the authors' code trains it, lambda = ``method.mixture_lambda``);
 * ``supcon``: :class:`iconlearn.losses.SupCon` on both views with the labels;
 * ``gntxent``: :class:`iconlearn.losses.GeneralizedNTXent` of Calder and Lee (eq. 4).
 
@@ -46,7 +48,11 @@ def build_loss(method: dict, gather_distributed: bool = False) -> nn.Module:
             raise ConfigError(f"unknown kernel {method['kernel']!r}; choose one of {list(KERNELS)}")
         gamma, mixture = KERNELS[method["kernel"]]
         gamma = method["gamma"] if gamma is None else gamma
-        return _preset("KernelInfoNCE")(gamma=gamma, temperature=tau, mixture=mixture,
+        form, lam = method["mixture_form"], method["mixture_lambda"]
+        # (Laplacian, Gaussian) weights: (lambda, 1 - lambda) on the two losses, or on the two kernels
+        # scaled so that lambda = 1/2 is their plain sum
+        weights = None if mixture is None else (lam, 1 - lam) if form == "loss" else (2 * lam, 2 * (1 - lam))
+        return _preset("KernelInfoNCE")(gamma=gamma, temperature=tau, mixture=mixture, form=form, weights=weights,
                                         gather_distributed=gather_distributed)
     if name == "gntxent":
         return _preset("GeneralizedNTXent")(temperature=tau, gather_distributed=gather_distributed)
