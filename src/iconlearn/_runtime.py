@@ -15,8 +15,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "resolve_seed", "draw_seed", "torch_seeded", "torch_threads", "Interrupted",
-           "stop_on_sigint"]
+__all__ = ["resolve_device", "resolve_seed", "draw_seed", "torch_seeded", "torch_threads", "resolve_n_jobs",
+           "limit_threads", "Interrupted", "stop_on_sigint"]
 
 
 def resolve_device(device="auto", local_rank: int | None = None) -> torch.device:
@@ -82,6 +82,40 @@ def torch_threads(n: int | None):
     finally:
         if n:
             torch.set_num_threads(before)
+
+
+def resolve_n_jobs(n_jobs) -> int:
+    """A thread count from scikit-learn's ``n_jobs``: a positive count as given; None or -1 for all
+    the physical cores this process may use (its CPU affinity and container quota count), -2 for
+    all but one, and so on."""
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0):
+        raise ValueError(f"n_jobs must be a positive number of threads, or -1 for all cores (-2 all but one, ...); "
+                         f"got {n_jobs!r}")
+    if n_jobs is not None and n_jobs > 0:
+        return int(n_jobs)
+    from joblib import cpu_count
+
+    cores = cpu_count(only_physical_cores=True)
+    return max(1, cores + 1 + int(n_jobs)) if n_jobs is not None else cores
+
+
+@contextmanager
+def limit_threads(n: int):
+    """Run the block with at most ``n`` threads in each pool that computes: torch's intra-op
+    threads, numba's, and the BLAS / OpenMP pools of numpy, scipy and faiss (threadpoolctl);
+    every count is restored after the block."""
+    from threadpoolctl import threadpool_limits
+
+    numba = sys.modules.get("numba")  # only when loaded: no import for the sake of a limit
+    before = numba.get_num_threads() if numba is not None else None
+    if numba is not None:
+        numba.set_num_threads(min(int(n), numba.config.NUMBA_NUM_THREADS))
+    try:
+        with torch_threads(n), threadpool_limits(int(n)):
+            yield
+    finally:
+        if numba is not None:
+            numba.set_num_threads(before)
 
 
 class Interrupted(KeyboardInterrupt):

@@ -10,11 +10,12 @@ One function serves both queries (openTSNE's ``nearest_neighbors``, TorchDR's
 
 Neither path builds an N x N matrix: faiss searches an exact flat index, the torch path compares
 chunks of queries against all points (:func:`iconlearn.distances.sq_distances`) and keeps their
-top k.
+top k; scipy sparse input is searched the same way, in chunks of sparse products.
 """
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
@@ -81,6 +82,33 @@ def _knn_faiss(q: np.ndarray, r: np.ndarray | None, k: int, metric: str) -> tupl
     return (np.sqrt(np.maximum(dist, 0)) if metric == "euclidean" else dist), idx
 
 
+def _knn_sparse(q, r, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """The same for scipy sparse rows: chunks of queries times all points, top k of each chunk."""
+    exclude_self = r is None
+
+    def prepare(x):
+        x = sp.csr_matrix(x, dtype=np.float64)
+        if metric == "cosine":
+            x = sp.diags(1.0 / np.maximum(np.sqrt(np.asarray(x.multiply(x).sum(1)).ravel()), 1e-12)) @ x
+        return x.tocsr(), np.asarray(x.multiply(x).sum(1)).ravel()
+
+    q, q_sq = prepare(q)
+    r, r_sq = (q, q_sq) if exclude_self else prepare(r)
+    out_d, out_i = np.empty((q.shape[0], k)), np.empty((q.shape[0], k), np.int64)
+    step = max(1, 2**24 // max(r.shape[0], 1))
+    for start in range(0, q.shape[0], step):
+        g = (q[start:start + step] @ r.T).toarray()
+        d = 1.0 - g if metric == "cosine" else np.maximum(q_sq[start:start + step, None] + r_sq[None] - 2 * g, 0.0)
+        if exclude_self:
+            rows = np.arange(d.shape[0])
+            d[rows, rows + start] = np.inf
+        idx = np.argpartition(d, k - 1, axis=1)[:, :k]
+        dist = np.take_along_axis(d, idx, 1)
+        order = np.argsort(dist, axis=1, kind="stable")
+        out_d[start:start + step], out_i[start:start + step] = np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
+    return (np.sqrt(out_d) if metric == "euclidean" else out_d), out_i
+
+
 def _numpy(a) -> np.ndarray:
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
@@ -89,7 +117,7 @@ def knn(x, k: int, y=None, metric: str = "cosine", backend: str = "auto", device
     """The k nearest neighbours of every row of x: among the other rows of x, or among the rows of y.
 
     Args:
-        x: (N x D) queries, array or tensor.
+        x: (N x D) queries, array, tensor or scipy sparse matrix.
         k: neighbours per query: 1 <= k < N without y, 1 <= k <= len(y) with it.
         y: (M x D) points to search; None searches x itself, each row's own index excluded.
         metric: ``"cosine"`` (distance 1 - cos), ``"sqeuclidean"`` or ``"euclidean"``.
@@ -112,6 +140,8 @@ def knn(x, k: int, y=None, metric: str = "cosine", backend: str = "auto", device
             raise ValueError(f"k={k} is larger than the number of reference points ({y.shape[0]})")
         if y.shape[1] != x.shape[1]:
             raise ValueError(f"the queries have {x.shape[1]} features but the points searched have {y.shape[1]}")
+    if sp.issparse(x) or sp.issparse(y):
+        return _knn_sparse(x, y, k, metric)
     on_gpu = any(isinstance(a, torch.Tensor) and a.is_cuda for a in (x, y))
     if backend == "auto":
         backend = "faiss" if HAVE_FAISS and not on_gpu else "torch"

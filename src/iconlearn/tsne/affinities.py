@@ -9,6 +9,8 @@ Everything is a :class:`SparseAffinities` (row-sorted COO = CSR), never an N x N
 """
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +20,7 @@ from torch import Tensor
 from ..core import SparseRows
 from ..neighbors import knn
 from ..supervisory.gaussian import calibrate, symmetrize
+from . import _numba
 
 
 @dataclass
@@ -29,13 +32,6 @@ class SparseAffinities:
     values: Tensor
     n_rows: int
     n_cols: int
-    _csr_np: tuple | None = None
-
-    def csr_numpy(self) -> tuple:
-        """(crow, cols, values) as numpy arrays (cached), for the fused CPU kernel."""
-        if self._csr_np is None or self._csr_np[2].dtype != self.values.cpu().numpy().dtype:
-            self._csr_np = (self.crow.cpu().numpy(), self.cols.cpu().numpy(), self.values.cpu().numpy())
-        return self._csr_np
 
     @property
     def crow(self) -> Tensor:
@@ -63,44 +59,95 @@ def n_neighbors_for(perplexity: float, n: int) -> int:
     return int(min(n - 1, max(1, int(3 * perplexity))))
 
 
-def check_perplexity(perplexity, n: int) -> float:
+def effective_perplexity(perplexity, k: int) -> float:
+    """The perplexity used with ``k`` neighbours: as given when k neighbours can reach it, else
+    lowered to k / 3 with a warning (openTSNE's rule for inputs smaller than 3 x perplexity)."""
     try:
         value = float(perplexity)
     except (TypeError, ValueError):
-        raise ValueError(f"perplexity must be a number, got {perplexity!r}") from None
+        raise ValueError(f"perplexity must be a positive number, got {perplexity!r}") from None
     if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"perplexity must be positive, got {perplexity!r}")
-    if value >= n - 1:
-        raise ValueError(f"perplexity must be smaller than the number of points minus one "
-                         f"(n={n}): got {perplexity}; typical values are 5-50")
+        raise ValueError(f"perplexity must be positive, got {perplexity!r}; typical values are 5-50")
+    if value >= k:
+        lowered = k / 3.0
+        warnings.warn(f"perplexity {value:g} is too large for {k} neighbours (k = min(n - 1, 3 x perplexity)); "
+                      f"using perplexity {lowered:.3g} instead", UserWarning, stacklevel=3)
+        return lowered
     return value
 
 
 def nearest_neighbors(X, k: int, metric: str = "euclidean", device=None) -> tuple[Tensor, Tensor]:
-    """Squared distances and indices (N x k) of the k nearest other points (faiss or chunked torch)."""
+    """Squared distances and indices (N x k) of the k nearest other points (faiss, chunked torch or
+    chunked sparse products; for ``"precomputed"`` X is the N x N distance matrix). Cosine
+    distances 1 - cos are returned unsquared, as scikit-learn uses them."""
+    if metric == "precomputed":
+        d, i = precomputed_neighbors(X, k, exclude_self=True)
+        return torch.as_tensor(d, dtype=torch.float64) ** 2, torch.as_tensor(i, dtype=torch.long)
     m = "cosine" if metric == "cosine" else "sqeuclidean"
     backend = "torch" if (device is not None and torch.device(device).type != "cpu") else "auto"
     d, i = knn(X, k, metric=m, backend=backend, device=device)
+    if not np.isfinite(d).all() or (i < 0).any():  # e.g. float32 squared distances that overflowed
+        raise ValueError("the nearest-neighbour search returned non-finite distances; rescale X "
+                         "(its squared distances must fit in float32)")
     d = torch.as_tensor(d, dtype=torch.float64)
-    if metric == "cosine":
-        d = d.clamp_min(0)  # 1 - cos is half the squared distance of unit vectors; calibration absorbs the scale
     return d.clamp_min(0), torch.as_tensor(i, dtype=torch.long)
 
 
-def conditional_affinities(sq_dist: Tensor, indices: Tensor, perplexity: float, n_cols: int) -> SparseAffinities:
-    """p(j|i) over the given neighbours (rows sum to 1): SNE's supervisory distribution."""
-    perp = min(perplexity, sq_dist.shape[1] - 1e-3)  # a full row cannot reach perplexity = k
-    P, _ = calibrate(sq_dist, perp)
-    return SparseAffinities.from_rows(SparseRows(P, indices), n_cols)
+def precomputed_neighbors(D: np.ndarray, k: int, exclude_self: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The k smallest entries of every row of a distance matrix (the diagonal left out when the
+    rows and columns are the same points), nearest first."""
+    D = np.array(D, dtype=np.float64)
+    if exclude_self:
+        np.fill_diagonal(D, np.inf)
+    idx = np.argpartition(D, k - 1, axis=1)[:, :k]
+    dist = np.take_along_axis(D, idx, 1)
+    order = np.argsort(dist, axis=1, kind="stable")
+    return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
 
 
-def joint_affinities(sq_dist: Tensor, indices: Tensor, perplexity: float) -> SparseAffinities:
-    """t-SNE's symmetric p_ij = (p(j|i) + p(i|j)) / 2N, summing to 1 over all pairs."""
-    n = sq_dist.shape[0]
+def calibrated(sq_dist: Tensor, perplexity: float, n_threads: int = 1) -> Tensor:
+    """p(j|i) over each row's neighbours (rows sum to 1) at the given perplexity (clipped below the
+    number of neighbours, which a row cannot reach): compiled row by row on the CPU, else
+    :func:`iconlearn.supervisory.gaussian.calibrate`."""
     perp = min(perplexity, sq_dist.shape[1] - 1e-3)
-    P, _ = calibrate(sq_dist, perp)
-    idx, vals = symmetrize(SparseRows(P, indices), n)
-    return SparseAffinities(idx[0].contiguous(), idx[1].contiguous(), vals, n, n)
+    if sq_dist.device.type != "cpu" or not _numba.HAVE_NUMBA:
+        return calibrate(sq_dist, perp)[0]
+    from .cpu import Tasks
+
+    sq = np.ascontiguousarray(sq_dist.numpy(), dtype=np.float64)
+    out = np.empty_like(sq)
+    tasks = Tasks(n_threads)
+    try:
+        tasks.run([lambda a=a, b=b: _numba.calibrate_rows(sq, math.log(perp), 1e-5, 200, out, a, b)
+                   for a, b in tasks.ranges(len(sq))])
+    finally:
+        tasks.close()
+    return torch.from_numpy(out)
+
+
+def conditional_affinities(sq_dist: Tensor, indices: Tensor, perplexity: float, n_cols: int,
+                           n_threads: int = 1) -> SparseAffinities:
+    """p(j|i) over the given neighbours (rows sum to 1): SNE's supervisory distribution."""
+    return SparseAffinities.from_rows(SparseRows(calibrated(sq_dist, perplexity, n_threads), indices), n_cols)
+
+
+def joint_affinities(sq_dist: Tensor, indices: Tensor, perplexity: float, n_threads: int = 1) -> SparseAffinities:
+    """t-SNE's symmetric p_ij = (p(j|i) + p(i|j)) / 2N, summing to 1 over all pairs (scipy's sparse
+    sum on the CPU, :func:`iconlearn.supervisory.gaussian.symmetrize` elsewhere)."""
+    n = sq_dist.shape[0]
+    P = calibrated(sq_dist, perplexity, n_threads)
+    if P.device.type != "cpu":
+        idx, vals = symmetrize(SparseRows(P, indices), n)
+        return SparseAffinities(idx[0].contiguous(), idx[1].contiguous(), vals, n, n)
+    import scipy.sparse as sp
+
+    cond = sp.csr_matrix((P.numpy().ravel(), indices.numpy().ravel(), np.arange(0, n * P.shape[1] + 1, P.shape[1])),
+                         shape=(n, n))
+    M = ((cond + cond.T) / (2.0 * n)).tocsr()
+    M.sort_indices()
+    rows = np.repeat(np.arange(n), np.diff(M.indptr))
+    return SparseAffinities(torch.from_numpy(rows), torch.from_numpy(M.indices.astype(np.int64)),
+                            torch.from_numpy(M.data), n, n)
 
 
 def from_matrix(P, symmetric: bool) -> SparseAffinities:
@@ -140,8 +187,12 @@ def from_matrix(P, symmetric: bool) -> SparseAffinities:
 
 def reference_affinities(X_new, X_ref, perplexity: float, k: int, metric: str = "euclidean") -> SparseAffinities:
     """p(j|i) of new points i over their k nearest reference points j (openTSNE's transform: the
-    distances of the kNN index, squared for the Gaussian)."""
-    d, i = knn(np.asarray(X_new, np.float32), k, y=np.asarray(X_ref, np.float32), metric=metric)
+    distances of the kNN index, squared for the Gaussian; cosine distances as they are). For
+    ``"precomputed"``, X_new holds the distances from the new points to the reference points."""
+    if metric == "precomputed":
+        d, i = precomputed_neighbors(X_new, k, exclude_self=False)
+    else:
+        d, i = knn(X_new, k, y=X_ref, metric=metric)
     d = torch.as_tensor(d, dtype=torch.float64)
     sq = d if metric == "cosine" else d ** 2
-    return conditional_affinities(sq, torch.as_tensor(i, dtype=torch.long), perplexity, len(X_ref))
+    return conditional_affinities(sq, torch.as_tensor(i, dtype=torch.long), perplexity, X_ref.shape[0])

@@ -29,17 +29,7 @@ from torch import Tensor
 from ..core import icon_loss
 from ..learned.kernels import GaussianKernel, StudentTKernel
 from .affinities import SparseAffinities
-from . import _numba as _fused
 from .interpolation import Grid, kernel_sums
-
-#: use the fused numba kernel for CPU float32 / float64 embeddings of 1-3 dimensions when numba is
-#: installed (set to False to force the pure torch path)
-FUSED = True
-
-
-def use_fused(y: Tensor) -> bool:
-    return FUSED and _fused.HAVE_NUMBA and y.device.type == "cpu" and y.shape[1] <= 3 and not y.requires_grad
-
 
 def _exponent(dof: float) -> float:
     return (dof + 1.0) / 2.0
@@ -58,10 +48,6 @@ def sne_exact_loss(P: Tensor, y: Tensor) -> Tensor:
 
 def _attraction(P: SparseAffinities, y: Tensor, dof: float) -> tuple[Tensor, Tensor]:
     """sum_j p_ij u_ij (y_i - y_j) over the sparse p, and sum_ij p_ij log u_ij (for the KL)."""
-    if use_fused(y):
-        crow, cols, vals = P.csr_numpy()
-        out, s = _fused.attraction(crow, cols, vals, y.numpy(), dof, True)
-        return torch.from_numpy(out), lambda: torch.tensor(s, dtype=torch.float64)
     diff = y[P.rows] - y[P.cols]
     u = 1.0 / (1.0 + (diff * diff).sum(1) / dof)
     a = P.values.to(y.dtype) * u
@@ -70,12 +56,12 @@ def _attraction(P: SparseAffinities, y: Tensor, dof: float) -> tuple[Tensor, Ten
     return out, lambda: (P.values.to(torch.float64) * u.log().to(torch.float64)).sum()
 
 
-def _fft_repulsion(y: Tensor, dof: float, fft: dict) -> tuple[Tensor, Tensor]:
+def _fft_repulsion(y: Tensor, dof: float, fft: dict, grid: Grid | None = None) -> tuple[Tensor, Tensor]:
     """(sum_j u_ij w_ij (y_i - y_j), Z) for all pairs j != i, by interpolation."""
     e = _exponent(dof)
     sq = (y * y).sum(1, keepdim=True)
     charges = torch.cat([torch.ones_like(sq), y, sq], 1)
-    phi = kernel_sums(y, y, charges, lambda d2: (1.0 + d2 / dof) ** (-(e + 1.0)), **fft)
+    phi = kernel_sums(y, y, charges, lambda d2: (1.0 + d2 / dof) ** (-(e + 1.0)), grid=grid, **fft)
     d = y.shape[1]
     phi0, phiy, phisq = phi[:, :1], phi[:, 1:1 + d], phi[:, 1 + d:]
     z = ((1.0 + sq / dof) * phi0 - (2.0 / dof) * (y * phiy).sum(1, keepdim=True) + phisq / dof).sum() - y.shape[0]
@@ -93,7 +79,8 @@ def _exact_repulsion(y: Tensor, dof: float) -> tuple[Tensor, Tensor]:
 
 
 def tsne_gradient(y: Tensor, P: SparseAffinities, dof: float = 1.0, exaggeration: float = 1.0,
-                  method: str = "fft", fft: dict | None = None, with_kl: bool = False) -> tuple[Tensor, Tensor | None]:
+                  method: str = "fft", fft: dict | None = None, with_kl: bool = False,
+                  grid: Grid | None = None) -> tuple[Tensor, Tensor | None]:
     """openTSNE-scaled gradient (dC/dy / 4) of the exaggerated t-SNE objective, and optionally the KL.
 
     ``method``: ``"fft"`` (interpolation, 1-3 dimensions) or ``"exact"`` (all pairs, O(N^2)).
@@ -101,7 +88,7 @@ def tsne_gradient(y: Tensor, P: SparseAffinities, dof: float = 1.0, exaggeration
     e = _exponent(dof)
     attr, p_log_u = _attraction(P, y, dof)
     if method == "fft":
-        rep, z = _fft_repulsion(y, dof, fft or {})
+        rep, z = _fft_repulsion(y, dof, fft or {}, grid)
     else:
         rep, z = _exact_repulsion(y, dof)
     grad = (e / dof) * (exaggeration * attr - rep / z)
