@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 from iconlearn.data.features import extract_features
-from iconlearn.estimators.kmeans_init import hard_partition_loss
+from iconlearn.cluster_likelihood import hard_partition_loss
 from iconlearn.metrics import clustering_scores
 from iconlearn.neighbors import knn
 from iconlearn.supervisory.graph import knn_matrix, walk_matrix

@@ -15,6 +15,7 @@ where phi_i is the soft cluster assignment of point i. Both are computed by one 
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -97,3 +98,23 @@ class ClusterLikelihood:
     def __call__(self, phi: Tensor, phi_ref: Tensor | None = None, degrees: Tensor | None = None,
                  exclude: Tensor | None = None) -> Tensor:
         return cluster_log_q(phi, phi_ref, degrees, exclude, self.exclude_self, self.alpha)
+
+
+def hard_partition_loss(labels: np.ndarray, W, alpha_p: float, alpha_q: float) -> float:
+    """Exact full-data I-Con loss (eq. 1, cross-entropy form: p's constant entropy dropped) of a
+    hard partition, in O(nnz(W) + N).
+
+    For a partition with cluster sizes n_c the shared cluster likelihood is q(j|i) = [c_i = c_j] /
+    n_c, debiased q' = (1 - alpha_q) q + alpha_q / N; p' = (1 - alpha_p) W + alpha_p / N with W the
+    row-stochastic kNN-walk matrix (section 3.3). The uniform part of p' only needs the sizes.
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
+    sizes = np.maximum(np.bincount(labels), 1).astype(float)
+    W = W.tocoo()
+    same = labels[W.row] == labels[W.col]
+    q_edges = np.where(same, (1 - alpha_q) / sizes[labels[W.row]], 0.0) + alpha_q / n
+    sparse = -(W.data * np.log(q_edges)).sum() / n
+    own = sizes[labels]  # n_c columns share i's cluster, the other n - n_c do not
+    uniform = -(own * np.log((1 - alpha_q) / own + alpha_q / n) + (n - own) * np.log(alpha_q / n)) / n
+    return float((1 - alpha_p) * sparse + alpha_p * uniform.mean())

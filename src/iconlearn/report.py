@@ -19,7 +19,7 @@ METRICS = ("acc", "nmi", "ari", "ami")
 def method_names() -> list[str]:
     from .estimators.baselines import BASELINES
 
-    return ["I-Con", *BASELINES]
+    return ["I-Con", "I-Con (paper)", *BASELINES]
 
 
 def check_methods(include) -> None:
@@ -43,7 +43,8 @@ def default_methods(n_clusters: int, epochs: int | None = None, device="auto", i
             return cls(n_clusters, random_state=seed, device=device, **kw)
         return make
 
-    methods = {"I-Con": head(IConClustering)}
+    methods = {"I-Con": head(IConClustering),
+               "I-Con (paper)": lambda seed: IConClustering.paper(n_clusters, random_state=seed, device=device)}
     for name, cls in BASELINES.items():
         if name in ("k-means", "spectral"):
             methods[name] = (lambda c: lambda seed: c(n_clusters, random_state=seed))(cls)

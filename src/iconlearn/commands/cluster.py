@@ -44,7 +44,7 @@ def check_common(args) -> tuple[list[int], list[str] | None]:
 
 def add_common(p) -> None:
     p.add_argument("--methods", default=None,
-                   help="comma-separated subset of: I-Con, k-means, spectral, SCAN, TEMI, 'I-Con (plain)' (default: all)")
+                   help="comma-separated subset of: I-Con, 'I-Con (paper)', k-means, spectral, SCAN, TEMI, 'I-Con (plain)' (default: all)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated random seeds (default 0,1,2)")
     p.add_argument("--epochs", type=int, default=None, help="epochs of the head-based methods (default: theirs)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -14,8 +14,8 @@ More k-means runs are started than heads are kept (:class:`iconlearn.IConCluster
 after a short stretch of training the heads with the lowest loss go on. Training moves every head
 by about the same amount (+2.5 to +3.5 points of accuracy on 20 Newsgroups), so the basin is set
 by the start, and the loss after a few epochs ranks the starts better than their k-means inertia
-or the exact loss of their hard partitions (:func:`hard_partition_loss`, Spearman -0.70 with
-accuracy over 20 runs) do.
+or the exact loss of their hard partitions
+(:func:`iconlearn.cluster_likelihood.hard_partition_loss`, Spearman -0.70 with accuracy over 20 runs) do.
 """
 from __future__ import annotations
 
@@ -36,26 +36,6 @@ def spherical_kmeans_logits(X: np.ndarray, n_clusters: int, seed: int, max_rows:
     two = -np.partition(-cos, 1, axis=1)[:, :2]
     T = max(float(np.median(two[:, 0] - two[:, 1])), 1e-6)
     return cos / T
-
-
-def hard_partition_loss(labels: np.ndarray, W, alpha_p: float, alpha_q: float) -> float:
-    """Exact full-data I-Con loss (eq. 1, cross-entropy form: p's constant entropy dropped) of a
-    hard partition, in O(nnz(W) + N).
-
-    For a partition with cluster sizes n_c the shared cluster likelihood is q(j|i) = [c_i = c_j] /
-    n_c, debiased q' = (1 - alpha_q) q + alpha_q / N; p' = (1 - alpha_p) W + alpha_p / N with W the
-    row-stochastic kNN-walk matrix (section 3.3). The uniform part of p' only needs the sizes.
-    """
-    labels = np.asarray(labels)
-    n = len(labels)
-    sizes = np.maximum(np.bincount(labels), 1).astype(float)
-    W = W.tocoo()
-    same = labels[W.row] == labels[W.col]
-    q_edges = np.where(same, (1 - alpha_q) / sizes[labels[W.row]], 0.0) + alpha_q / n
-    sparse = -(W.data * np.log(q_edges)).sum() / n
-    own = sizes[labels]  # n_c columns share i's cluster, the other n - n_c do not
-    uniform = -(own * np.log((1 - alpha_q) / own + alpha_q / n) + (n - own) * np.log(alpha_q / n)) / n
-    return float((1 - alpha_p) * sparse + alpha_p * uniform.mean())
 
 
 def kmeans_heads(X: np.ndarray, Xn: np.ndarray, n_clusters: int, seeds) -> tuple[np.ndarray, np.ndarray]:

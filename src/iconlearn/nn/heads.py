@@ -92,3 +92,26 @@ def keep_heads(heads: MultiHead, keep, opt: torch.optim.Optimizer | None = None,
                     state[key] = value[idx.to(value.device)].clone()
             p.data = p.data[idx.to(p.device)].clone()
         module.n_heads = len(idx)
+
+
+def fit_head_to_labels(heads: MultiHead, head: int, x: Tensor, labels: Tensor, max_iter: int = 100) -> None:
+    """Re-fit head ``head`` of ``heads``, in place, to hard ``labels`` of the rows of ``x`` by
+    cross-entropy (full batch, L-BFGS from its current weights): multinomial logistic regression for
+    a linear head, all its layers for an MLP head. The other heads are untouched."""
+    import copy
+
+    single = copy.deepcopy(heads)
+    keep_heads(single, [head])
+    opt = torch.optim.LBFGS(single.parameters(), max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(single(x)[0], labels)
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    with torch.no_grad():
+        for mine, fitted in zip(heads.parameters(), single.parameters()):
+            mine[head] = fitted[0]
