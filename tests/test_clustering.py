@@ -399,3 +399,15 @@ def test_paper_recipe():
     X, y = blobs(seed=6)
     m = IConClustering.paper(4, random_state=0, device="cpu", epochs=3).fit(X)
     assert m.loss_history_.shape == (3, 1) and not hasattr(m, "start_losses_")  # one random head, one step an epoch
+
+
+def test_max_steps_caps_the_epochs():
+    """max_steps lowers the epochs of a large fit to whole epochs within the cap (at least one);
+    None leaves them; a cap below one step is refused."""
+    X, _ = blobs(seed=3)
+    kw = dict(random_state=0, device="cpu", batch_size=len(X) // 10, epochs=6, min_steps=0, n_heads=1, init="random")
+    assert IConClustering(4, max_steps=25, **kw).fit(X).loss_history_.shape[0] == 3  # ceil(25 / 10)
+    assert IConClustering(4, max_steps=None, **kw).fit(X).loss_history_.shape[0] == 6
+    assert IConClustering(4, max_steps=1, **kw).fit(X).loss_history_.shape[0] == 1
+    with pytest.raises(ValueError, match="max_steps"):
+        IConClustering(4, max_steps=0, **kw).fit(X)

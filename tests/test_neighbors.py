@@ -84,3 +84,31 @@ def test_cross_query_matches_brute_force(metric, backend):
         knn(q, 201, y=ref, backend=backend)
     with pytest.raises(ValueError, match="features"):
         knn(q, 2, y=ref[:, :3], backend=backend)
+
+
+@pytest.mark.skipif(not neighbors.HAVE_FAISS, reason="the approximate index is faiss's")
+@pytest.mark.parametrize("metric", ["cosine", "sqeuclidean"])
+def test_approximate_index_finds_the_exact_neighbours(metric):
+    """faiss's inverted-file index (chosen by approximate='auto' above EXACT_MAX_POINTS points):
+    nearly every exact neighbour found, self excluded, distances sorted, cross queries too."""
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((40, 16))
+    x = (centres[rng.integers(0, 40, 6000)] + 0.5 * rng.standard_normal((6000, 16))).astype(np.float32)
+    d0, i0 = knn(x, 5, metric=metric, approximate=False)
+    d1, i1 = knn(x, 5, metric=metric, approximate=True)
+    recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(i0, i1)])
+    assert recall > 0.95
+    assert not (i1 == np.arange(len(x))[:, None]).any()
+    assert (np.diff(d1, axis=1) >= 0).all()
+    q = x[:300] + 0.01
+    _, j0 = knn(q, 3, y=x, metric=metric, approximate=False)
+    _, j1 = knn(q, 3, y=x, metric=metric, approximate=True)
+    assert np.mean(j0 == j1) > 0.95
+
+
+def test_approximate_argument_checked():
+    x = np.random.default_rng(0).standard_normal((50, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match="approximate"):
+        knn(x, 3, approximate="yes")
+    with pytest.raises(ValueError, match="exact only"):
+        knn(x, 3, backend="torch", approximate=True)

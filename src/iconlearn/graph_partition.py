@@ -58,11 +58,12 @@ def normalized_cut(labels: np.ndarray, A: sp.spmatrix) -> float:
 
 
 def _split_in_two(X: np.ndarray, members: np.ndarray, seed: int) -> np.ndarray:
-    """The members of one cluster that 2-means (k-means++, 3 starts, on the unit rows of X) puts
-    in the second half."""
+    """The members of one cluster that 2-means (k-means++, the best of 10 starts, on the unit rows
+    of X) puts in the second half. Fewer starts make the split, and so the moves that follow it,
+    depend on the seed: on Reuters R8 with 3 starts one seed in four led the refinement astray."""
     from sklearn.cluster import KMeans
 
-    halves = KMeans(2, n_init=3, random_state=seed).fit_predict(X[members])
+    halves = KMeans(2, n_init=10, random_state=seed).fit_predict(X[members])
     return members[halves == 1]
 
 

@@ -11,6 +11,11 @@ One function serves both queries (openTSNE's ``nearest_neighbors``, TorchDR's
 Neither path builds an N x N matrix: faiss searches an exact flat index, the torch path compares
 chunks of queries against all points (:func:`iconlearn.distances.sq_distances`) and keeps their
 top k; scipy sparse input is searched the same way, in chunks of sparse products.
+
+An exact search costs N x M x D; above ``EXACT_MAX_POINTS`` points searched (``approximate="auto"``)
+faiss searches an inverted-file index instead (``IndexIVFFlat``: about 4 sqrt(M) k-means cells,
+the ``IVF_PROBES`` nearest cells of each query searched exactly), so a million points take minutes
+on two cores instead of hours.
 """
 from __future__ import annotations
 
@@ -33,6 +38,8 @@ except Exception:  # pragma: no cover - depends on the environment
 __all__ = ["HAVE_FAISS", "METRICS", "knn"]
 
 METRICS = ("cosine", "sqeuclidean", "euclidean")
+EXACT_MAX_POINTS = 200_000  # above this many points searched, approximate="auto" uses the IVF index
+IVF_PROBES = 32  # cells searched per query by the IVF index
 
 
 @torch.no_grad()
@@ -57,8 +64,26 @@ def _knn_torch(q: torch.Tensor, r: torch.Tensor | None, k: int, metric: str) -> 
     return (out_d.sqrt() if metric == "euclidean" else out_d), out_i
 
 
-def _knn_faiss(q: np.ndarray, r: np.ndarray | None, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """The same with an exact faiss index (inner product on unit vectors for cosine, L2 otherwise)."""
+def _faiss_index(r: np.ndarray, metric: str, approximate: bool):
+    """A faiss index holding the rows of r: exact (flat), or an inverted file of flat cells."""
+    flat = faiss.IndexFlatIP(r.shape[1]) if metric == "cosine" else faiss.IndexFlatL2(r.shape[1])
+    if not approximate:
+        index = flat
+    else:
+        n_cells = int(np.clip(4 * np.sqrt(len(r)), 1, len(r) // 39))  # faiss wants >= 39 training points a cell
+        kind = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
+        index = faiss.IndexIVFFlat(flat, r.shape[1], n_cells, kind)
+        index.cp.seed = 1234  # the cells' k-means: deterministic
+        sample = np.random.default_rng(0).choice(len(r), min(len(r), 64 * n_cells), replace=False)
+        index.train(r[np.sort(sample)])
+        index.nprobe = min(IVF_PROBES, n_cells)
+    index.add(r)
+    return index
+
+
+def _knn_faiss(q: np.ndarray, r: np.ndarray | None, k: int, metric: str,
+               approximate: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The same with a faiss index (inner product on unit vectors for cosine, L2 otherwise)."""
     exclude_self = r is None
 
     def prepare(x):
@@ -67,8 +92,7 @@ def _knn_faiss(q: np.ndarray, r: np.ndarray | None, k: int, metric: str) -> tupl
 
     q = prepare(q)
     r = q if exclude_self else prepare(r)
-    index = faiss.IndexFlatIP(r.shape[1]) if metric == "cosine" else faiss.IndexFlatL2(r.shape[1])
-    index.add(r)
+    index = _faiss_index(r, metric, approximate)
     dist, idx = index.search(q, k + exclude_self)
     if exclude_self:  # drop self: it is usually first, but exact duplicates may come in another order
         n = q.shape[0]
@@ -113,7 +137,8 @@ def _numpy(a) -> np.ndarray:
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
 
-def knn(x, k: int, y=None, metric: str = "cosine", backend: str = "auto", device=None) -> tuple[np.ndarray, np.ndarray]:
+def knn(x, k: int, y=None, metric: str = "cosine", backend: str = "auto", device=None,
+        approximate: bool | str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """The k nearest neighbours of every row of x: among the other rows of x, or among the rows of y.
 
     Args:
@@ -124,6 +149,9 @@ def knn(x, k: int, y=None, metric: str = "cosine", backend: str = "auto", device
         backend: ``"faiss"``, ``"torch"`` or ``"auto"`` (faiss when installed and the inputs are
             on the CPU).
         device: where the torch path computes (default: where the inputs are).
+        approximate: ``True`` searches faiss's inverted-file index (needs faiss), ``False`` is
+            exact, ``"auto"`` is approximate above ``EXACT_MAX_POINTS`` points searched when faiss
+            is the backend.
 
     Returns:
         (distances, indices), both (N x k) numpy arrays, nearest first; indices are rows of y
@@ -145,10 +173,18 @@ def knn(x, k: int, y=None, metric: str = "cosine", backend: str = "auto", device
     on_gpu = any(isinstance(a, torch.Tensor) and a.is_cuda for a in (x, y))
     if backend == "auto":
         backend = "faiss" if HAVE_FAISS and not on_gpu else "torch"
+    if approximate not in (True, False, "auto"):
+        raise ValueError(f"approximate must be True, False or 'auto', got {approximate!r}")
+    if approximate is True and backend == "torch":
+        raise ValueError("approximate=True searches faiss's IVF index; backend='torch' is exact only")
+    if approximate is True and backend == "auto":
+        backend = "faiss"
     if backend == "faiss":
         if not HAVE_FAISS:
             raise ValueError("backend='faiss' needs faiss: pip install faiss-cpu (or iconlearn[faiss])")
-        return _knn_faiss(_numpy(x), None if y is None else _numpy(y), k, metric)
+        n_searched = n if y is None else y.shape[0]
+        approx = approximate is True or (approximate == "auto" and n_searched > EXACT_MAX_POINTS)
+        return _knn_faiss(_numpy(x), None if y is None else _numpy(y), k, metric, approximate=approx)
     if backend != "torch":
         raise ValueError(f"backend must be 'auto', 'faiss' or 'torch', got {backend!r}")
 

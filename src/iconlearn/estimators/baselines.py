@@ -106,12 +106,13 @@ class SCANClustering(HeadClusterer):
     def __init__(self, n_clusters: int = 10, n_neighbors: int = 3, entropy_weight: float = 5.0, n_heads: int = 5,
                  hidden: int = 0, epochs: int = 20, batch_size: int | str = "auto", neighbors_per_anchor: int = 2,
                  lr: float = 1e-2, weight_decay: float = 0.0, normalize: str | None = "auto", device="auto",
-                 random_state: int | None = None, verbose: bool = False, min_steps: int = 300):
+                 random_state: int | None = None, verbose: bool = False, min_steps: int = 300,
+                 max_steps: int | None = 2000):
         self.n_clusters, self.n_neighbors, self.entropy_weight = n_clusters, n_neighbors, entropy_weight
         self.n_heads, self.hidden, self.epochs, self.batch_size = n_heads, hidden, epochs, batch_size
         self.neighbors_per_anchor, self.lr, self.weight_decay = neighbors_per_anchor, lr, weight_decay
         self.normalize, self.device, self.random_state, self.verbose = normalize, device, random_state, verbose
-        self.min_steps = min_steps
+        self.min_steps, self.max_steps = min_steps, max_steps
 
     walks, binarize_walks, ema_decay = 0, False, None
 
@@ -136,14 +137,14 @@ class TEMIClustering(HeadClusterer):
                  n_heads: int = 5, hidden: int = 0, epochs: int = 20, batch_size: int | str = "auto",
                  neighbors_per_anchor: int = 2, lr: float = 1e-2, weight_decay: float = 0.0,
                  normalize: str | None = "auto", device="auto", random_state: int | None = None, verbose: bool = False,
-                 min_steps: int = 300):
+                 min_steps: int = 300, max_steps: int | None = 2000):
         self.n_clusters, self.n_neighbors, self.beta, self.ema_decay = n_clusters, n_neighbors, beta, ema_decay
         self.marginal_momentum = marginal_momentum
         self.student_temperature, self.teacher_temperature = student_temperature, teacher_temperature
         self.n_heads, self.hidden, self.epochs, self.batch_size = n_heads, hidden, epochs, batch_size
         self.neighbors_per_anchor, self.lr, self.weight_decay = neighbors_per_anchor, lr, weight_decay
         self.normalize, self.device, self.random_state, self.verbose = normalize, device, random_state, verbose
-        self.min_steps = min_steps
+        self.min_steps, self.max_steps = min_steps, max_steps
 
     walks, binarize_walks = 0, False
 
@@ -191,11 +192,11 @@ class PlainIConClustering(IConClustering):
                  hidden: int = 0, epochs: int = 20, batch_size: int | str = "auto", neighbors_per_anchor: int = 2,
                  lr: float = 1e-2, weight_decay: float = 0.0, normalize: str | None = "auto", device="auto",
                  random_state: int | None = None, verbose: bool = False, init: str = "random", min_steps: int = 300,
-                 prune_steps: int = 50, refine: bool = False):
+                 prune_steps: int = 50, refine: bool = False, max_steps: int | None = 2000):
         super().__init__(n_clusters, n_neighbors, walks, binarize_walks, alpha_p, alpha_q, ema_decay, n_heads, hidden,
                          epochs, batch_size, neighbors_per_anchor, lr, weight_decay, normalize, init, device=device,
                          random_state=random_state, verbose=verbose, min_steps=min_steps, prune_steps=prune_steps,
-                         refine=refine)
+                         refine=refine, max_steps=max_steps)
 
 
 BASELINES = {

@@ -143,6 +143,8 @@ class HeadClusterer(Clusterer):
         V.check_int(self.hidden, "hidden", 0)
         V.check_int(self.epochs, "epochs", 1)
         V.check_int(self.min_steps, "min_steps", 0)
+        if self.max_steps is not None:
+            V.check_int(self.max_steps, "max_steps", 1)
         V.check_int(self.prune_steps, "prune_steps", 1)
         if self.batch_size != "auto":
             V.check_int(self.batch_size, "batch_size", 2)
@@ -268,6 +270,8 @@ class HeadClusterer(Clusterer):
         opt = torch.optim.Adam(heads.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         steps_per_epoch = max(1, n // self._batch_size(n))
         epochs = max(self.epochs, -(-self.min_steps // steps_per_epoch))  # small data: at least min_steps
+        if self.max_steps is not None:  # large data: at most max_steps (whole epochs, at least one)
+            epochs = min(epochs, max(1, -(-self.max_steps // steps_per_epoch)))
         step_every = max(1, epochs // 3)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step_every, gamma=0.5)
         self._init_state(device)
@@ -404,6 +408,11 @@ class IConClustering(HeadClusterer):
         min_steps: optimiser steps at least (default 300), whatever the data set's size: epochs are
             raised to reach it.
         prune_steps: optimiser steps before the k-means starts are pruned to ``n_heads``.
+        max_steps: optimiser steps at most (default 2,000; None: no cap): epochs are lowered to
+            stay within it, at least one. A linear head's few parameters need about as many steps
+            at any N, while an epoch grows with N: the cap bounds the time of very large fits
+            (1,000,000 points: 2 epochs instead of 20) and leaves data sets up to about 100,000
+            points (20 epochs of 1,024 anchors) as they are.
         refine: after training, merge-split moves on the selected head's partition that lower the
             exact I-Con loss of the hard partition (:mod:`iconlearn.graph_partition`); they join
             large classes that the heads cut in two. ``labels_`` is the refined partition and the
@@ -413,10 +422,8 @@ class IConClustering(HeadClusterer):
     tuned on balanced ImageNet). For a hard partition the loss charges each point log n_c (its
     cluster's size), a prior towards equal cluster sizes; longer walks spread p over more of
     each cluster and a smaller alpha_q makes cut kNN edges dearer (about log(N / alpha_q) each),
-    so both weaken that prior relative to the graph. Measured (BENCHMARKS.md, 3 seeds): on imbalanced
-    data (pbmc68k, Reuters R8 / R52) they add 2 to 13 points of accuracy; on balanced data
-    (20 Newsgroups, digits) they are within noise of the paper's setting, on Fashion-MNIST
-    about a point ahead of it.
+    so both weaken that prior relative to the graph. How far each default moves the results on
+    balanced and imbalanced data is measured in BENCHMARKS.md (docs/clustering.md explains it).
 
     Fitted attributes: ``labels_``, ``best_head_``, ``head_losses_``, ``loss_history_``,
     ``neighbors_`` (N x k kNN indices), ``fit_time_`` (seconds). ``heads_proba(X)`` gives every
@@ -430,7 +437,8 @@ class IConClustering(HeadClusterer):
     #: k = 3, walks of length 1, debiasing on both sides (alpha 0.6, the low end of the recommended
     #: 0.6-0.8), two neighbours sampled per image, one randomly initialised head, no refinement.
     PAPER_RECIPE = dict(n_neighbors=3, walks=1, alpha_p=0.6, alpha_q=0.6, epochs=30, batch_size=4096, lr=1e-3,
-                        normalize=None, init="random", n_heads=1, min_steps=0, neighbors_per_anchor=2, refine=False)
+                        normalize=None, init="random", n_heads=1, min_steps=0, neighbors_per_anchor=2, refine=False,
+                        max_steps=None)
 
     @classmethod
     def paper(cls, n_clusters: int = 10, **overrides) -> "IConClustering":
@@ -442,7 +450,7 @@ class IConClustering(HeadClusterer):
                  hidden: int = 0, epochs: int = 20, batch_size: int | str = "auto", neighbors_per_anchor: int = 2,
                  lr: float = 1e-2, weight_decay: float = 0.0, normalize: str | None = "auto", init: str = "auto",
                  n_init: int | str = "auto", device="auto", random_state: int | None = None, verbose: bool = False,
-                 min_steps: int = 300, prune_steps: int = 50, refine: bool = True):
+                 min_steps: int = 300, prune_steps: int = 50, refine: bool = True, max_steps: int | None = 2000):
         self.n_clusters = n_clusters
         self.n_neighbors = n_neighbors
         self.walks = walks
@@ -466,6 +474,7 @@ class IConClustering(HeadClusterer):
         self.min_steps = min_steps
         self.prune_steps = prune_steps
         self.refine = refine
+        self.max_steps = max_steps
 
     def _check_params(self, n: int) -> None:
         super()._check_params(n)
