@@ -1,7 +1,6 @@
-"""The ``iconlearn`` command's front door (issue 14, item 6, and the CLI side of item 5): every
-user error is one line on stderr with exit code 2, Ctrl-C is one line with exit code 130 and
-keeps what finished, reports never overwrite an earlier run silently, and user files in the
-formats people have (.npy, .npz, CSV, text) are read."""
+"""The ``iconlearn`` command's front door: every user error is one line on stderr with exit code
+2, Ctrl-C is one line with exit code 130 and keeps what finished, reports never overwrite an
+earlier run silently, and user files in the formats people have (.npy, .npz, CSV, text) are read."""
 import json
 import os
 import signal
@@ -225,7 +224,9 @@ def test_ctrl_c_without_labels_keeps_the_finished_assignments(data, capsys, monk
     monkeypatch.setattr(SpectralClusteringBaseline, "fit", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     one_line_error(capsys, ["cluster", "--features", str(d / "X.npy"), "--n-clusters", "3", "--methods",
                             "k-means,spectral", "--out", str(d / "r")], "kept in", code=130)
-    assert sorted(p.name for p in (d / "r").iterdir()) == ["labels-k-means.npy"]
+    assert sorted(p.name for p in (d / "r").iterdir()) == ["labels.csv"]
+    header = (d / "r" / "labels.csv").read_text().splitlines()[0]
+    assert header == "k-means seed 0,k-means seed 1,k-means seed 2"  # the runs that finished
 
 
 def test_ctrl_c_in_embed_scoring_keeps_the_embedding(data, capsys, monkeypatch):
