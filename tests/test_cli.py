@@ -286,3 +286,25 @@ def test_ctrl_c_in_pretrain_saves_and_says_how_to_resume(tmp_path, capsys, monke
 def test_a_diverging_pretrain_is_one_line_and_exit_code_1(tmp_path, capsys):
     one_line_error(capsys, ["pretrain", "--out-dir", str(tmp_path / "r"), *TINY, "optim.lr=1.0e+30"],
                    "error:", code=1)
+
+
+def test_the_small_config_pretrains_and_its_embeddings_go_straight_into_cluster_and_embed(tmp_path, capsys):
+    from pathlib import Path
+
+    from iconlearn.train import load_config
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "digits_simclr.yaml"
+    assert load_config(config)["data"]["dataset"] == "digits"  # bundled with scikit-learn: no optional data
+    out = tmp_path / "run"
+    assert main(["pretrain", "--config", str(config), "--out-dir", str(out), "train.max_steps=3",
+                 "train.progress=false", "data.n_test=60", "eval.n_train=200", "train.threads=1"]) == 0
+    printed = capsys.readouterr().out
+    emb, labels = np.load(out / "embeddings.npy"), np.load(out / "labels.npy")
+    assert emb.shape[0] == labels.shape[0] == 60 and emb.ndim == 2
+    assert f"iconlearn cluster --features {out / 'embeddings.npy'} --labels {out / 'labels.npy'}" in printed
+    assert main(["cluster", "--features", str(out / "embeddings.npy"), "--labels", str(out / "labels.npy"),
+                 "--methods", "k-means", "--seeds", "0", "--quiet", "--out", str(tmp_path / "c")]) == 0
+    assert (tmp_path / "c" / "labels.csv").exists()
+    assert main(["embed", "--features", str(out / "embeddings.npy"), "--labels", str(out / "labels.npy"),
+                 "--n-iter", "20", "--quiet", "--out", str(tmp_path / "e")]) == 0
+    assert np.load(tmp_path / "e" / "embedding.npy").shape == (60, 2)
