@@ -1,5 +1,5 @@
 """I-Con clustering vs k-means, spectral, SCAN, TEMI and plain I-Con on frozen features of real
-data (DATA.md): same features, same metrics, several seeds, mean +/- std and training time.
+data (docs/data.md): same features, same metrics, several seeds, mean +/- std and training time.
 
     python benchmarks/bench_clustering.py --datasets 20newsgroups,digits,pbmc68k,reuters-r52 \
         --seeds 0,1,2 --out benchmarks/results/clustering

@@ -1,7 +1,6 @@
-"""The ``iconlearn`` command's front door (issue 14, item 6, and the CLI side of item 5): every
-user error is one line on stderr with exit code 2, Ctrl-C is one line with exit code 130 and
-keeps what finished, reports never overwrite an earlier run silently, and user files in the
-formats people have (.npy, .npz, CSV, text) are read."""
+"""The ``iconlearn`` command's front door: every user error is one line on stderr with exit code
+2, Ctrl-C is one line with exit code 130 and keeps what finished, reports never overwrite an
+earlier run silently, and user files in the formats people have (.npy, .npz, CSV, text) are read."""
 import json
 import os
 import signal
@@ -225,7 +224,9 @@ def test_ctrl_c_without_labels_keeps_the_finished_assignments(data, capsys, monk
     monkeypatch.setattr(SpectralClusteringBaseline, "fit", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     one_line_error(capsys, ["cluster", "--features", str(d / "X.npy"), "--n-clusters", "3", "--methods",
                             "k-means,spectral", "--out", str(d / "r")], "kept in", code=130)
-    assert sorted(p.name for p in (d / "r").iterdir()) == ["labels-k-means.npy"]
+    assert sorted(p.name for p in (d / "r").iterdir()) == ["labels.csv"]
+    header = (d / "r" / "labels.csv").read_text().splitlines()[0]
+    assert header == "k-means seed 0,k-means seed 1,k-means seed 2"  # the runs that finished
 
 
 def test_ctrl_c_in_embed_scoring_keeps_the_embedding(data, capsys, monkeypatch):
@@ -285,3 +286,25 @@ def test_ctrl_c_in_pretrain_saves_and_says_how_to_resume(tmp_path, capsys, monke
 def test_a_diverging_pretrain_is_one_line_and_exit_code_1(tmp_path, capsys):
     one_line_error(capsys, ["pretrain", "--out-dir", str(tmp_path / "r"), *TINY, "optim.lr=1.0e+30"],
                    "error:", code=1)
+
+
+def test_the_small_config_pretrains_and_its_embeddings_go_straight_into_cluster_and_embed(tmp_path, capsys):
+    from pathlib import Path
+
+    from iconlearn.train import load_config
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "digits_simclr.yaml"
+    assert load_config(config)["data"]["dataset"] == "digits"  # bundled with scikit-learn: no optional data
+    out = tmp_path / "run"
+    assert main(["pretrain", "--config", str(config), "--out-dir", str(out), "train.max_steps=3",
+                 "train.progress=false", "data.n_test=60", "eval.n_train=200", "train.threads=1"]) == 0
+    printed = capsys.readouterr().out
+    emb, labels = np.load(out / "embeddings.npy"), np.load(out / "labels.npy")
+    assert emb.shape[0] == labels.shape[0] == 60 and emb.ndim == 2
+    assert f"iconlearn cluster --features {out / 'embeddings.npy'} --labels {out / 'labels.npy'}" in printed
+    assert main(["cluster", "--features", str(out / "embeddings.npy"), "--labels", str(out / "labels.npy"),
+                 "--methods", "k-means", "--seeds", "0", "--quiet", "--out", str(tmp_path / "c")]) == 0
+    assert (tmp_path / "c" / "labels.csv").exists()
+    assert main(["embed", "--features", str(out / "embeddings.npy"), "--labels", str(out / "labels.npy"),
+                 "--n-iter", "20", "--quiet", "--out", str(tmp_path / "e")]) == 0
+    assert np.load(tmp_path / "e" / "embedding.npy").shape == (60, 2)

@@ -53,7 +53,9 @@ def test_cluster_without_labels_saves_assignments(tmp_path):
     rc = main(["cluster", "--features", str(X), "--n-clusters", "3", "--methods", "k-means", "--seeds", "1",
                "--out", str(tmp_path / "o")])
     assert rc == 0
-    assert np.load(tmp_path / "o" / "labels-k-means.npy").shape == (90,)
+    table = np.loadtxt(tmp_path / "o" / "labels.csv", delimiter=",", skiprows=1, dtype=np.int64)
+    assert table.shape == (90,)  # one column: k-means, seed 1
+    assert (tmp_path / "o" / "labels.csv").read_text().startswith("k-means seed 1\n")
 
 
 @pytest.mark.parametrize("argv, match", [

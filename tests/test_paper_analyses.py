@@ -1,4 +1,4 @@
-"""The analyses added to close the three papers (issue 17, items 5-7), on tiny sizes, checking
+"""The analyses that close the three papers, on tiny sizes, checking
 their numbers: Kernel-InfoNCE's Theorem 6.1 and MRF identity, Calder-Lee's Propositions 2.1, 3.1,
 A.1 and Lemma A.2, and I-Con's Figures 1 and 3 on real data (digits, present everywhere)."""
 import importlib

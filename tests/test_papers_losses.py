@@ -1,4 +1,4 @@
-"""The rows and losses added to close the three papers (issue 17), each against a plain float64 loop
+"""The rows and losses that close the three papers, each against a plain float64 loop
 written from its paper's formula on fresh random inputs, with gradchecks: the InfoNCE-clustering and
 least-squares rows of I-Con Table 1, Kernel-InfoNCE as its authors trained it (a weighted sum of
 losses), HaoChen's spectral contrastive loss, Chuang et al.'s debiased contrastive loss, presets

@@ -1,4 +1,4 @@
-"""scikit-learn's own estimator checks for the embedding estimators (issue 14, item 3).
+"""scikit-learn's own estimator checks for the embedding estimators.
 
 The instances are small and fast: few iterations, small perplexity, one thread. The checks that
 cannot pass are listed below with the reason; scikit-learn itself skips its array-API check

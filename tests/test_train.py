@@ -352,7 +352,7 @@ def test_cli_pretrain_runs_and_rejects(tmp_path, capsys):
         main(["pretrain", "--method", "byol"])
 
 
-# ---------------------------------------------------------------- faults (issue 14, item 5)
+# ---------------------------------------------------------------- faults
 class CtrlC(Callback):
     """Presses Ctrl-C (a real SIGINT to this process) during step ``at``'s callbacks: the loop
     notices it when the next step is done."""

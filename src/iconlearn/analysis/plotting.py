@@ -8,19 +8,11 @@ from __future__ import annotations
 import numpy as np
 
 from .._files import atomic_write
+from .._plots import pyplot as _plt
 
 __all__ = ["plot_landscape", "plot_invariance", "plot_gradient_flow", "plot_ntk", "plot_spectral",
            "plot_identities", "plot_kernel_theory", "plot_variational", "plot_tsne_features", "plot_debias_batch",
            "save_figure"]
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def save_figure(fig, path) -> None:

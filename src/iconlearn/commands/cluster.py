@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .._files import save_npy
 from .._runtime import Interrupted
 from ._options import add_output, check_device, output_dir
 
@@ -48,7 +47,7 @@ def add_common(p) -> None:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated random seeds (default 0,1,2)")
     p.add_argument("--epochs", type=int, default=None, help="epochs of the head-based methods (default: theirs)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    add_output(p, "report folder (results.md, results.json, confusion.png, map.png)")
+    add_output(p, "report folder (results.md, results.json, labels.csv, confusion.png, map.png)")
     p.add_argument("--quiet", action="store_true", help="no per-run lines")
 
 
@@ -56,9 +55,10 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("cluster", help="cluster frozen features with I-Con and the baselines",
                               description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--dataset", help="a DATA.md dataset: digits, mnist5k, fashion-mnist, 20newsgroups, "
+    src.add_argument("--dataset", help="a dataset of docs/data.md: digits, mnist5k, fashion-mnist, 20newsgroups, "
                                        "reuters-r8, reuters-r52, pbmc68k, iris, wine, breast_cancer")
-    src.add_argument("--features", help="your own features: an (N x D) array in a .npy, .npz or CSV file")
+    src.add_argument("--features", help="your own features: an (N x D) array in a .npy, .npz or CSV file "
+                                        "(e.g. the embeddings.npy of an iconlearn pretrain run)")
     p.add_argument("--labels", help="labels for --features: N numbers or names in a .npy, .npz or CSV file "
                                     "(needed for the metrics)")
     p.add_argument("--encoder", default="auto", help="minilm, efficientnet-lite0, pixels, pca or auto")
@@ -76,7 +76,7 @@ def load_inputs(args):
 
     views, class_names = None, None
     if args.features:
-        X, y = load_features(args.features, args.labels)
+        X, y, class_names = load_features(args.features, args.labels, return_names=True)
         name = Path(args.features).stem
     else:
         if args.labels:
@@ -99,7 +99,7 @@ def compare_and_report(args, out: Path, X, y, methods, seeds, title: str, class_
 
     result = compare(X, y, methods, seeds, views=views, log=None if args.quiet else print)
     print()
-    print(markdown_table(result["summary"], title))
+    print(markdown_table(result["summary"], title, result["counts"]))
     paths = write_report(out, result, X, y, title, class_names, config=config)
     print(f"report: {out}/ ({', '.join(p.name for p in paths.values())})")
     if result["interrupted"]:
@@ -124,18 +124,15 @@ def run(args) -> int:
         include = include or ["I-Con"]
     methods = default_methods(k, args.epochs, args.device, include)
     print(f"{name}: {X.shape[0]} points x {X.shape[1]} features, {k} clusters, seeds {seeds}", flush=True)
-    if y is None:  # no labels: cluster and save the assignments, each as it finishes
-        done = []
-        try:
-            for mname, make in methods.items():
-                labels = make(seeds[0]).fit_predict(X)
-                path = out / f"labels-{mname.replace(' ', '_')}.npy"
-                save_npy(path, labels)
-                done.append(path.name)
-                print(f"{mname}: cluster sizes {np.bincount(labels, minlength=k).tolist()} -> {path}")
-        except KeyboardInterrupt:
-            raise Interrupted(f"interrupted; kept in {out}/: {', '.join(done) or 'nothing (no method had finished)'}") \
-                from None
+    if y is None:  # no labels: cluster, and keep every run's assignments
+        from ..report import compare, save_labels
+
+        result = compare(X, None, methods, seeds, views=views, log=None if args.quiet else print)
+        save_labels(out / "labels.csv", result["labels"])
+        print(f"predicted labels: {out / 'labels.csv'}")
+        if result["interrupted"]:
+            raise Interrupted(f"interrupted after {len(result['runs'])} of {result['planned']} runs; kept in "
+                              f"{out / 'labels.csv'}: the runs that finished")
         return 0
     title = f"{name} ({X.shape[0]} points, {k} clusters, seeds {','.join(map(str, seeds))})"
     compare_and_report(args, out, X, y, methods, seeds, title, class_names, views=views,

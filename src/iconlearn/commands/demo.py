@@ -2,7 +2,7 @@
 
 Clusters scikit-learn's 1,797 handwritten digits (bundled, no download, no encoder: the
 standardised pixels) with I-Con and every baseline (k-means, spectral, SCAN, TEMI, plain I-Con),
-prints the table and writes a report folder (results.md / .json, confusion.png, map.png).
+prints the table and writes a report folder (results.md / .json, labels.csv, confusion.png, map.png).
 """
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("embed", help="t-SNE / SNE / parametric t-SNE embedding with plot and metrics",
                               description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--dataset", help="a DATA.md dataset: digits, mnist5k, fashion-mnist, 20newsgroups (needs features), "
+    src.add_argument("--dataset", help="a dataset of docs/data.md: digits, mnist5k, fashion-mnist, 20newsgroups (needs features), "
                                        "pbmc68k, iris, wine, breast_cancer")
     src.add_argument("--features", help="your own features: an (N x D) array in a .npy, .npz or CSV file")
     p.add_argument("--labels", help="labels for --features: N numbers or names in a .npy, .npz or CSV file "
@@ -76,29 +76,12 @@ def make_estimator(args):
 
 
 def scatter(Y: np.ndarray, y, class_names, path: str, title: str) -> None:
-    import matplotlib
+    from .._plots import pyplot, scatter_labels
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 8), dpi=120)
-    s = max(0.2, min(8.0, 20000.0 / len(Y)))
-    if Y.shape[1] == 1:
-        Y = np.concatenate([Y, np.zeros_like(Y)], 1)
-    if y is None:
-        ax.scatter(Y[:, 0], Y[:, 1], s=s, c="k", linewidths=0, rasterized=True)
-    else:
-        classes = np.unique(y)
-        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-        for k, c in enumerate(classes):
-            m = y == c
-            name = class_names[int(c)] if class_names is not None and np.issubdtype(type(c), np.integer) and int(c) < len(class_names) else str(c)
-            ax.scatter(Y[m, 0], Y[m, 1], s=s, color=cmap(k % cmap.N), linewidths=0, label=name, rasterized=True)
-        if len(classes) <= 20:
-            ax.legend(markerscale=max(1.0, 6.0 / s), fontsize=8, loc="best", frameon=False)
+    scatter_labels(ax, Y, y, class_names)
     ax.set_title(title)
-    ax.set_xticks([])
-    ax.set_yticks([])
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)

@@ -1,11 +1,14 @@
 """``iconlearn pretrain``: contrastive pretraining from pixels with any method of the library.
 
+    iconlearn pretrain --config configs/digits_simclr.yaml          # under a minute on a CPU
     iconlearn pretrain --config configs/fmnist_simclr.yaml
     iconlearn pretrain --method kernel_infonce --kernel laplacian train.max_steps=500 train.out_dir=runs/lap
     torchrun --nproc_per_node=2 -m iconlearn.cli pretrain --config configs/fmnist_simclr.yaml
 
 Overrides are ``section.key=value`` (values parsed as YAML). The run writes ``last.pt``,
-``log.csv`` and ``metrics.json`` to ``train.out_dir`` and resumes from ``last.pt`` when it exists.
+``log.csv`` and ``metrics.json`` to ``train.out_dir`` and resumes from ``last.pt`` when it exists;
+with the evaluation on, also ``embeddings.npy`` and ``labels.npy``: the frozen encoder's features
+of the test images, ready for ``iconlearn cluster --features`` and ``iconlearn embed --features``.
 Ctrl-C saves a checkpoint after the current step; the same command then resumes.
 """
 from __future__ import annotations
@@ -62,4 +65,9 @@ def run(args) -> int:
         print(json.dumps({"steps": result.steps, **result.metrics}, indent=2))
     if result.checkpoint:
         print(f"checkpoint: {result.checkpoint}")
+    emb = Path(out_dir or ".") / "embeddings.npy"
+    if out_dir and result.metrics and emb.exists():
+        labels = emb.with_name("labels.npy")
+        print(f"test-image embeddings: {emb}, {labels}; cluster them with\n"
+              f"  iconlearn cluster --features {emb} --labels {labels} --out {Path(out_dir) / 'cluster'}")
     return 0

@@ -1,4 +1,4 @@
-"""Real datasets (DATA.md), frozen-encoder features with an on-disk cache, tensor augmentations."""
+"""Real datasets (docs/data.md), frozen-encoder features with an on-disk cache, tensor augmentations."""
 from .augment import SimCLRAugment, to_image_tensor
 from .datasets import LOADERS, Dataset, DataMissingError, load_dataset
 

@@ -1,4 +1,4 @@
-"""Frozen-encoder features of the real datasets (DATA.md), cached on disk.
+"""Frozen-encoder features of the real datasets (docs/data.md), cached on disk.
 
 Encoders (names accepted by :func:`extract_features`):
 
@@ -196,7 +196,7 @@ def feature_key(dataset: str, split: str, encoder: str, size: int = 64, view: in
 def extract_features(dataset: str, encoder: str | None = "auto", split: str = "all", size: int = 64,
                      n_views: int = 0, seed: int = 0, cache_root=None, refresh: bool = False,
                      batch_size: int | None = None, device="cpu", verbose: bool = True):
-    """Features and labels of a DATA.md dataset under a frozen encoder, cached on disk.
+    """Features and labels of a dataset (docs/data.md) under a frozen encoder, cached on disk.
 
     Args:
         dataset: a name of :data:`iconlearn.data.LOADERS`.
@@ -332,15 +332,16 @@ def _read_table(p: Path, what: str) -> np.ndarray:
         raise ValueError(f"{p} is not a table of numbers: {' '.join(str(exc).split())}") from None
 
 
-def load_features(features, labels=None):
+def load_features(features, labels=None, return_names: bool = False):
     """User-supplied features (a path to a file :func:`read_array` reads, or an array) and optional
     labels, checked.
 
-    Returns float32 (N x D) features and int64 labels (or None).
+    Returns float32 (N x D) features and int64 labels (or None); with ``return_names`` also the
+    class names when the labels are words (label i is ``names[i]``), else None.
     """
     X = read_array(features, "features") if isinstance(features, (str, bytes)) or hasattr(features, "__fspath__") else features
     X = check_array(X, "features")
-    y = None
+    y, names = None, None
     if labels is not None:
         y = read_array(labels, "labels") if isinstance(labels, (str, bytes)) or hasattr(labels, "__fspath__") else labels
         y = np.asarray(y)
@@ -354,6 +355,7 @@ def load_features(features, labels=None):
             if np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)):
                 y = y.astype(np.int64)
             else:
-                _, y = np.unique(y, return_inverse=True)
+                names, y = np.unique(y, return_inverse=True)
+                names = [str(n) for n in names]
         y = y.astype(np.int64)
-    return X, y
+    return (X, y, names) if return_names else (X, y)

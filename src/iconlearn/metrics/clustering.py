@@ -26,30 +26,42 @@ def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     return truth, pred
 
 
+def _table(y_true, y_pred) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(counts, cluster values, class values): counts is n_clusters x n_classes over the distinct
+    values present, in sorted order."""
+    truth, pred = _pair(y_true, y_pred)
+    classes, ti = np.unique(truth, return_inverse=True)
+    clusters, pi = np.unique(pred, return_inverse=True)
+    m = np.zeros((len(clusters), len(classes)), dtype=np.int64)
+    np.add.at(m, (pi, ti), 1)
+    return m, clusters, classes
+
+
 def contingency(y_true, y_pred) -> np.ndarray:
     """(n_pred_clusters x n_classes) counts over the distinct values present."""
-    truth, pred = _pair(y_true, y_pred)
-    _, ti = np.unique(truth, return_inverse=True)
-    _, pi = np.unique(pred, return_inverse=True)
-    m = np.zeros((pi.max() + 1, ti.max() + 1), dtype=np.int64)
-    np.add.at(m, (pi, ti), 1)
-    return m
+    return _table(y_true, y_pred)[0]
+
+
+def match_clusters(y_true, y_pred) -> dict:
+    """The one-to-one map of predicted clusters to classes that matches the most points (Hungarian
+    algorithm), as {cluster: class}. Surplus clusters (more clusters than classes) are matched to
+    no class and are absent; with fewer clusters, surplus classes get no cluster."""
+    m, clusters, classes = _table(y_true, y_pred)
+    rows, cols = linear_sum_assignment(m, maximize=True)
+    return {clusters[r].item(): classes[c].item() for r, c in zip(rows, cols)}
 
 
 def hungarian_accuracy(y_true, y_pred) -> float:
-    """Accuracy under the best one-to-one map from predicted clusters to classes.
+    """Accuracy under the best one-to-one map from predicted clusters to classes
+    (:func:`match_clusters`).
 
-    Policy: the contingency matrix is zero-padded to a square, so when there are more predicted
-    clusters than classes the surplus clusters are matched to no class and every point in them
-    counts as an error (they are never dropped); with fewer clusters, unmatched classes are
-    errors. This is the protocol of IIC, SCAN and TEMI.
+    Policy: when there are more predicted clusters than classes the surplus clusters are matched
+    to no class and every point in them counts as an error (they are never dropped); with fewer
+    clusters, unmatched classes are errors. This is the protocol of IIC, SCAN and TEMI.
     """
     m = contingency(y_true, y_pred)
-    size = max(m.shape)
-    padded = np.zeros((size, size), dtype=np.int64)
-    padded[: m.shape[0], : m.shape[1]] = m
-    rows, cols = linear_sum_assignment(padded, maximize=True)
-    return float(padded[rows, cols].sum() / m.sum())
+    rows, cols = linear_sum_assignment(m, maximize=True)
+    return float(m[rows, cols].sum() / m.sum())
 
 
 def nmi(y_true, y_pred) -> float:

@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from .. import _validation as V
-from .._files import atomic_write, check_writable_dir
+from .._files import atomic_write, check_writable_dir, save_npy
 from .._runtime import Interrupted, resolve_device, stop_on_sigint, torch_threads
 from ..data.augment import SimCLRAugment
 from ..nn.ema import EMA
@@ -577,11 +577,14 @@ def _train_step(step: int, idx: Tensor, state: TrainState, parts: _Components, d
 
 def _evaluate(cfg, net: nn.Module, data: _Data, eval_data, rank: int, device) -> dict:
     """The frozen encoder on held-out images (rank 0, when enabled and there are labels): kNN,
-    linear probe and optionally clustering; written to ``out_dir/metrics.json``."""
+    linear probe and optionally clustering, written to ``out_dir/metrics.json``; the held-out
+    images' features and labels to ``out_dir/embeddings.npy`` and ``labels.npy`` (the input of
+    ``iconlearn cluster --features`` and ``iconlearn embed --features``)."""
     t, ev = cfg["train"], cfg["eval"]
     if not (ev["enabled"] and data.labels is not None and rank == 0 and (eval_data is not None or data.from_config)):
         return {}
-    from ..evaluation import evaluate_encoder
+    from ..evaluation import evaluate_features
+    from ..metrics.probe import extract_features
 
     if eval_data is None:
         Xte, yte = load_images(cfg, "test")
@@ -590,11 +593,14 @@ def _evaluate(cfg, net: nn.Module, data: _Data, eval_data, rank: int, device) ->
         Xte = torch.as_tensor(np.asarray(Xte)) if not isinstance(Xte, Tensor) else Xte
     Xte, yte = _subset(Xte, torch.as_tensor(np.asarray(yte)), cfg["data"]["n_test"], t["seed"], "test")
     Xref, yref = _subset(data.images, data.labels.cpu(), ev["n_train"], t["seed"] + 1, "eval")
-    metrics = evaluate_encoder(net, Xref, yref.numpy(), Xte, np.asarray(yte), knn_k=ev["knn_k"],
-                               probe=ev["probe"], cluster=ev["cluster"], n_clusters=ev["n_clusters"],
-                               seed=t["seed"], progress=t["progress"],
-                               probe_backend=ev["probe_backend"] if ev["probe_backend"] != "auto"
-                               else ("torch" if device.type == "cuda" else "sklearn"))
+    Fref, Fte = (extract_features(net, X, progress=t["progress"]) for X in (Xref, Xte))
+    if t["out_dir"]:
+        save_npy(Path(t["out_dir"]) / "embeddings.npy", Fte)
+        save_npy(Path(t["out_dir"]) / "labels.npy", np.asarray(yte))
+    metrics = evaluate_features(Fref, yref.numpy(), Fte, np.asarray(yte), knn_k=ev["knn_k"], probe=ev["probe"],
+                                cluster=ev["cluster"], n_clusters=ev["n_clusters"], seed=t["seed"], device=device,
+                                probe_backend=ev["probe_backend"] if ev["probe_backend"] != "auto"
+                                else ("torch" if device.type == "cuda" else "sklearn"))
     if t["out_dir"]:
         with atomic_write(Path(t["out_dir"]) / "metrics.json") as f:
             f.write(json.dumps(metrics, indent=2))
