@@ -1,4 +1,4 @@
-"""Forward+backward time and peak memory of the core losses (issue 3, item 8).
+"""Forward+backward time and peak memory of the core losses.
 
 Four losses on the same real batch, every one forming a B x B matrix (B rows = B/2 images x 2 views):
 
@@ -248,8 +248,8 @@ def main(argv=None):
     ap.add_argument("--fashion-dir", default=None)
     ap.add_argument("--repeats", type=int, default=None, help="timed repeats (default 10 at B <= 1024, else 3)")
     ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (1 by default: the dev machine's 2 cores are shared, and spinning "
-                         "OpenMP threads under contention make small ops 100x slower)")
+                    help="torch threads (1 by default: on a machine whose cores are busy, spinning OpenMP "
+                         "threads make small ops far slower)")
     ap.add_argument("--out", default="benchmarks/results/bench_losses.json")
     ap.add_argument("--one", nargs=3, metavar=("KIND", "BATCH_FILE", "REPEATS"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

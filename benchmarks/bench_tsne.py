@@ -1,4 +1,4 @@
-"""t-SNE beside its peers (issue 15): iconlearn.TSNE, openTSNE (n_jobs=1 and n_jobs=2) and
+"""t-SNE beside its peers: iconlearn.TSNE, openTSNE (n_jobs=1 and n_jobs=2) and
 scikit-learn's TSNE on Fashion-MNIST (PCA to 50 dimensions, the same input for every method) at
 N = 1,000 ... 70,000, and on scikit-learn's digits (1,797 points); each on a quiet machine and
 again beside one competing busy process that the script starts (a Python loop on one core).

@@ -1,5 +1,5 @@
-"""The clusterers' front doors: scikit-learn's own estimator checks, and the bad input of issues
-13 and 14 (sparse matrices, extreme scales, n_clusters=1, the global random and thread state).
+"""The clusterers' front doors: scikit-learn's own estimator checks, and bad input (sparse
+matrices, extreme scales, n_clusters=1, the global random and thread state).
 
 The t-SNE estimators have their own tests (test_tsne.py)."""
 import numpy as np

@@ -1,4 +1,4 @@
-"""GPU variant of benchmarks/bench_losses.py (issue 3, item 8): the same four losses, on CUDA.
+"""GPU variant of benchmarks/bench_losses.py: the same four losses, on CUDA.
 
   (a) InfoNCE(0.5) on 128-d embeddings; (b) I-Con clustering loss, 1000 clusters, augmentation
   targets; (c) the debiased kNN-walk clustering loss (SparseRows + Smoothed, no dense p);

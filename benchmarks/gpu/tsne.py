@@ -1,6 +1,6 @@
 """iconlearn.TSNE on Fashion-MNIST (70,000 images, PCA to 50 dims) on a CUDA GPU: wall time and
 quality (kNN accuracy k=10 leave-one-out, trustworthiness k=10 on 5,000 query points), for
-comparison with openTSNE on the 2-core CPU (BENCHMARKS.md, section tsne).
+comparison with openTSNE on the 2-core CPU (BENCHMARKS.md, t-SNE).
 
 Self-contained: torch + numpy (+ scikit-learn for nothing essential); no faiss, no openTSNE.
 

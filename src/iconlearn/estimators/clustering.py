@@ -58,8 +58,8 @@ def normalize_features(X: np.ndarray, how: str | None, stats: dict | None = None
     - ``"center-l2"``: subtract the mean, then unit rows; ``None``: as given;
     - ``"auto"`` (default of the estimators): ``"l2"`` when the rows are already unit vectors,
       ``"standard"`` when the largest column standard deviation exceeds the median one by more
-      than ``UNIT_SPREAD`` (10x: measured, the same-unit data sets here stay below 4x and wine
-      and breast_cancer lie above 380x), else ``"scale"``.
+      than ``UNIT_SPREAD`` (10x: the data sets of docs/data.md whose columns share a unit stay
+      below 4x, wine and breast_cancer lie above 380x), else ``"scale"``.
 
     ``stats`` from a fit are reused at predict (including auto's choice)."""
     stats = {} if stats is None else stats

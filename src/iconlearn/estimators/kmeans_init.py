@@ -12,10 +12,9 @@ input is the L2-normalised features.
 
 More k-means runs are started than heads are kept (:class:`iconlearn.IConClustering`'s ``n_init``):
 after a short stretch of training the heads with the lowest loss go on. Training moves every head
-by about the same amount (+2.5 to +3.5 points of accuracy on 20 Newsgroups), so the basin is set
-by the start, and the loss after a few epochs ranks the starts better than their k-means inertia
-or the exact loss of their hard partitions
-(:func:`iconlearn.cluster_likelihood.hard_partition_loss`, Spearman -0.70 with accuracy over 20 runs) do.
+by about the same amount, so the basin is set by the start, and the loss after a few epochs ranks
+the starts better than their k-means inertia or the exact loss of their hard partitions
+(:func:`iconlearn.cluster_likelihood.hard_partition_loss`) do (docs/clustering.md).
 """
 from __future__ import annotations
 

@@ -13,8 +13,7 @@ which is :func:`iconlearn.core.icon_loss` of :func:`iconlearn.learned.cluster_lo
 :func:`iconlearn.supervisory.debias` minus p's (constant) entropy, and is tested against the formula
 and against them. The general path materialises log q', its masked copies and autograd's
 intermediates, a dozen fresh (B x M) tensors per step; here each head's step writes one (B x M)
-buffer and transforms it in place, the backward pass written out (2.5x faster per step on a
-2-core CPU at B = 1,024, M = 3,072, 5 heads):
+buffer and transforms it in place, the backward pass written out:
 
     dH_i/dq'_ij = -p'(j|i) / q'_ij,   dH_i/dQ_ij = c_i dH_i/dq'_ij + r_i   (j != i),
     c_i = (1 - alpha_q) / rest_i,     r_i = -sum_j dH_i/dq'_ij (q'_ij - alpha_q / (M - 1)) / rest_i,
