@@ -65,7 +65,7 @@ def worker(n: int, threads: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    ap.add_argument("--sizes", type=int, nargs="*", default=list(SIZES), help="Fashion-MNIST sizes (none: only the million row)")
     ap.add_argument("--million", action=argparse.BooleanOptionalAction, default=True,
                     help="also the 1,000,000 x 384 synthetic timing row")
     ap.add_argument("--threads", type=int, default=2)
