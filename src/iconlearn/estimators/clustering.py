@@ -104,14 +104,17 @@ class Batch:
     p: object = None
 
 
-def sample_rows(W: sp.csr_matrix, rows: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
-    """m column indices per row, drawn from the row-stochastic sparse rows of W (B x m)."""
+def sample_rows(W: sp.csr_matrix, rows: np.ndarray, m: int, rng: np.random.Generator,
+                cum: np.ndarray | None = None) -> np.ndarray:
+    """m column indices per row, drawn from the row-stochastic sparse rows of W (B x m).
+    ``cum`` is ``np.cumsum(W.data)``, computed once by a caller that samples many batches (it
+    costs O(nnz), a batch only O(B m log nnz))."""
     indptr, start = W.indptr, W.indptr[rows]
     count = indptr[rows + 1] - start
     if (count == 0).any():
         raise ValueError("a point has no neighbours in the kNN graph")
     # cumulative probabilities within each row, searched per draw
-    cum = np.cumsum(W.data)
+    cum = np.cumsum(W.data) if cum is None else cum
     base = np.where(start > 0, cum[np.maximum(start - 1, 0)], 0.0)
     total = cum[indptr[rows + 1] - 1] - base
     u = base[:, None] + rng.random((len(rows), m)) * total[:, None]
@@ -194,9 +197,10 @@ class HeadClusterer(Clusterer):
     def _batches(self, n: int, W, n_views: int, rng: np.random.Generator):
         b = self._batch_size(n)
         perm = rng.permutation(n)
+        cum = np.cumsum(W.data) if W is not None else None
         for s in range(0, n - b + 1 if n >= b else 1, b):
             anchors = perm[s:s + b]
-            nbrs = sample_rows(W, anchors, self.neighbors_per_anchor, rng) if (W is not None and self.neighbors_per_anchor) else None
+            nbrs = sample_rows(W, anchors, self.neighbors_per_anchor, rng, cum) if (W is not None and self.neighbors_per_anchor) else None
             yield anchors, nbrs, rng.integers(0, n_views, size=(len(anchors), min(2, n_views))) if n_views else None
 
     def _make_batch(self, X: Tensor, Vw: Tensor | None, W, anchors, nbrs, view_ids) -> Batch:
