@@ -275,7 +275,7 @@ class HeadClusterer(Clusterer):
         steps_per_epoch = max(1, n // self._batch_size(n))
         epochs = max(self.epochs, -(-self.min_steps // steps_per_epoch))  # small data: at least min_steps
         if self.max_steps is not None:  # large data: at most max_steps (whole epochs, at least one)
-            epochs = min(epochs, max(1, -(-self.max_steps // steps_per_epoch)))
+            epochs = min(epochs, max(1, self.max_steps // steps_per_epoch))
         step_every = max(1, epochs // 3)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step_every, gamma=0.5)
         self._init_state(device)
