@@ -6,6 +6,8 @@ data (docs/data.md): same features, same metrics, several seeds, mean +/- std an
 
 Features come from the on-disk cache (iconlearn.data.features); a dataset whose features are
 not cached yet is extracted first (MiniLM / EfficientNet-Lite0 take minutes on 2 cores).
+scikit-learn's wine, breast_cancer and iris run on their raw features, with an extra row for
+k-means on features standardised by hand.
 Writes <out>/<dataset>.md / .json per dataset and prints the tables.
 """
 from __future__ import annotations
@@ -19,6 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from sklearn import datasets
+from sklearn.cluster import KMeans
+from sklearn.preprocessing import StandardScaler
 
 from iconlearn.data.features import extract_features
 from iconlearn.estimators.clustering import IConClustering
@@ -34,6 +40,19 @@ SPECS = {
     "reuters-r8": ("minilm", {}),
     "mnist5k": ("efficientnet-lite0", {"size": 64}),
 }
+# scikit-learn's tabular sets, features as loaded (columns in different units); their tables add
+# the row a user who standardises by hand would get from k-means
+TABULAR = {"wine": datasets.load_wine, "breast_cancer": datasets.load_breast_cancer, "iris": datasets.load_iris}
+
+
+class StandardisedKMeans:
+    """scikit-learn's KMeans (10 inits) after StandardScaler: the by-hand baseline for tabular data."""
+
+    def __init__(self, k: int, seed: int):
+        self.k, self.seed = k, seed
+
+    def fit_predict(self, X, y=None):
+        return KMeans(self.k, n_init=10, random_state=self.seed).fit_predict(StandardScaler().fit_transform(X))
 
 
 def main(argv=None) -> int:
@@ -53,16 +72,22 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     include = [m.strip() for m in args.methods.split(",")] if args.methods else None
     for name in args.datasets.split(","):
-        if name not in SPECS:
-            raise SystemExit(f"unknown dataset {name!r}; choose from {sorted(SPECS)}")
-        enc, kw = SPECS[name]
+        if name not in SPECS and name not in TABULAR:
+            raise SystemExit(f"unknown dataset {name!r}; choose from {sorted(SPECS) + sorted(TABULAR)}")
         t0 = time.perf_counter()
-        X, y = extract_features(name, enc, **kw)
+        if name in TABULAR:
+            enc, (X, y) = "raw", TABULAR[name](return_X_y=True)
+            X = X.astype(np.float32)
+        else:
+            enc, kw = SPECS[name]
+            X, y = extract_features(name, enc, **kw)
         k = len(np.unique(y))
         counts = np.bincount(y)
         print(f"\n{name}: {X.shape} {enc} features ({time.perf_counter() - t0:.1f}s to load), {k} classes, "
               f"largest/smallest class {counts.max()}/{counts.min()}", flush=True)
         methods = default_methods(k, args.epochs, "cpu", include)
+        if name in TABULAR:
+            methods["k-means (standardised by hand)"] = (lambda c: lambda seed: StandardisedKMeans(c, seed))(k)
         for v in args.variant:
             over = json.loads(v)
             if args.epochs is not None:
