@@ -14,8 +14,8 @@ top k; scipy sparse input is searched the same way, in chunks of sparse products
 
 An exact search costs N x M x D; above ``EXACT_MAX_POINTS`` points searched (``approximate="auto"``)
 faiss searches an inverted-file index instead (``IndexIVFFlat``: about 4 sqrt(M) k-means cells,
-the ``IVF_PROBES`` nearest cells of each query searched exactly), so a million points take minutes
-on two cores instead of hours.
+the ``IVF_PROBES`` nearest cells of each query searched exactly), so a million points take tens of
+minutes on two cores instead of many hours.
 """
 from __future__ import annotations
 
